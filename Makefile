@@ -1,0 +1,35 @@
+# make dist:  build dependencies, every .deb, and an apt index, all in dist/
+# make check: every test (builds dist/ first, installs what the tests need)
+
+# Debian's tools and python3, never a pyenv or virtualenv one.
+export PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export DEBIAN_FRONTEND := noninteractive
+export LC_ALL := C.UTF-8
+
+APT := apt-get -y -q -o DPkg::Lock::Timeout=600
+TEST_DEPS := autopkgtest curl lintian mmdebstrap nginx nova-common openssl \
+	python3-nova python3-openstackclient python3-pastedeploy python3-pytest \
+	ssl-cert uidmap uwsgi-core uwsgi-plugin-python3
+
+.PHONY: dist check clean
+
+dist:
+	$(APT) update
+	$(APT) install --no-install-recommends apt-utils dpkg-dev
+	$(APT) build-dep ./
+	rm -rf build dist
+	mkdir -p build/src dist
+	tar --exclude=./build --exclude=./dist --exclude=./cache --exclude=./.git \
+		-cf - . | tar -xf - -C build/src
+	cd build/src && dpkg-buildpackage -us -uc -b
+	mv build/*.deb dist/
+	python3-ooi/build dist
+	cd dist && apt-ftparchive packages . > Packages
+	@echo "dist/ is an apt repository: deb [trusted=yes] file:$(CURDIR)/dist ./"
+
+check: dist
+	$(APT) install --no-install-recommends $(TEST_DEPS)
+	/usr/bin/python3 -m pytest tests
+
+clean:
+	rm -rf build dist

@@ -1,0 +1,282 @@
+"""nova-uwsgi-gateway as an operator meets it, on the testbed it was installed on.
+
+Real nova (python3-nova, throwaway sqlite + noauth2 config), real uWSGI, real
+nginx, real clients (curl, the openstack CLI), TLS verified against a CA made
+here. The tests run in file order: install, serve, remove, purge.
+"""
+import glob
+import json
+import os
+import pwd
+import socket
+import ssl
+import stat
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+PKG = "nova-uwsgi-gateway"
+BASE = "https://127.0.0.1:8774"
+SOCKET = "/run/nova-uwsgi-gateway/osapi_compute.sock"
+TLS_CONF = "/etc/nova-uwsgi-gateway/nginx/tls.conf"
+SITE_LINK = "/etc/nginx/sites-enabled/nova-uwsgi-gateway.conf"
+VASSAL_LINK = "/etc/nova-uwsgi-gateway/vassals-enabled/osapi_compute.ini"
+PKI = "/etc/ssl/nova-uwsgi-gateway-test"
+CA = f"{PKI}/ca.pem"
+NOVA_CONF = """\
+[DEFAULT]
+transport_url = fake://
+state_path = /var/lib/nova
+[api]
+auth_strategy = noauth2
+[database]
+connection = sqlite:////var/lib/nova/test-nova.sqlite
+[api_database]
+connection = sqlite:////var/lib/nova/test-nova_api.sqlite
+[oslo_concurrency]
+lock_path = /var/lock/nova
+"""
+
+
+def run(*cmd, check=True, **kw):
+    """Run a command, show its output in the log, return the CompletedProcess."""
+    print("+", " ".join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    print(proc.stdout, proc.stderr)
+    if check and proc.returncode:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}:\n"
+                    f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def apt(*args):
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    return run("apt-get", "-y", "-o", "Dpkg::Options::=--force-confdef",
+               "-o", "Dpkg::Options::=--force-confold", *args, env=env)
+
+
+def openstack(*args):
+    out = run("openstack", "--os-auth-type", "admin_token",
+              "--os-token", "admin:admin", "--os-endpoint", f"{BASE}/v2.1",
+              "--os-cacert", CA, *args, "-f", "json").stdout
+    return json.loads(out) if out.strip() else None
+
+
+def get(path, headers=None, data=None):
+    """(status, body) of an HTTPS request verified against the test CA."""
+    req = urllib.request.Request(BASE + path, headers=headers or {}, data=data)
+    ctx = ssl.create_default_context(cafile=CA)
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def nova_api_enabled():
+    return bool(glob.glob("/etc/rc[2345].d/S*nova-api"))
+
+
+def wait_until(predicate, what, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    log = "/var/log/nova-uwsgi-gateway/emperor.log"
+    tail = open(log).read()[-3000:] if os.path.exists(log) else "(no log)"
+    pytest.fail(f"timed out waiting for {what}; emperor log:\n{tail}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def throwaway_nova():
+    """sqlite + noauth2 nova config, restored afterwards."""
+    saved = open("/etc/nova/nova.conf").read()
+    with open("/etc/nova/nova.conf", "w") as conf:
+        conf.write(NOVA_CONF)
+    for step in (["api_db", "sync"], ["cell_v2", "map_cell0"], ["db", "sync"],
+                 ["cell_v2", "create_cell", "--name", "cell1"]):
+        run("runuser", "-u", "nova", "--", "nova-manage", *step)
+    yield
+    with open("/etc/nova/nova.conf", "w") as conf:
+        conf.write(saved)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_services_at_the_end():
+    """Leave no daemon behind on the testbed, whatever happened."""
+    yield
+    for service in ("nginx", "nova-api", "nova-uwsgi-gateway"):
+        if os.path.exists(f"/etc/init.d/{service}"):
+            run(f"/etc/init.d/{service}", "stop", check=False)
+    run("pkill", "-KILL", "-x", "uwsgi-core", check=False)
+
+
+@pytest.fixture(scope="module")
+def certificate():
+    """A CA and a server certificate for 127.0.0.1, as an admin would install."""
+    os.makedirs(PKI, exist_ok=True)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=test CA", "-keyout", f"{PKI}/ca.key", "-out", CA)
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", f"{PKI}/server.key", "-out", f"{PKI}/server.csr")
+    with open(f"{PKI}/ext.cnf", "w") as ext:
+        ext.write("subjectAltName = IP:127.0.0.1\n")
+    run("openssl", "x509", "-req", "-in", f"{PKI}/server.csr", "-CA", CA,
+        "-CAkey", f"{PKI}/ca.key", "-CAcreateserial", "-days", "2",
+        "-extfile", f"{PKI}/ext.cnf", "-out", f"{PKI}/server.pem")
+    os.chmod(f"{PKI}/server.key", 0o600)
+    return f"{PKI}/server.pem", f"{PKI}/server.key"
+
+
+def test_install_creates_enable_links_and_takes_8774_from_nova_api():
+    # Start from a host where nova-api is installed and enabled.
+    apt("purge", PKG)
+    run("update-rc.d", "nova-api", "enable")
+    assert nova_api_enabled()
+
+    apt("install", PKG)
+
+    assert os.path.islink(SITE_LINK) and os.path.exists(SITE_LINK)
+    assert os.path.islink(VASSAL_LINK) and os.path.exists(VASSAL_LINK)
+    assert not nova_api_enabled(), "nova-api still enabled after install"
+    assert os.path.exists("/var/lib/nova-uwsgi-gateway/disabled-nova-api")
+
+
+@pytest.fixture(scope="module")
+def gateway(certificate):
+    """The admin points tls.conf at the real certificate and starts both services."""
+    cert, key = certificate
+    text = open(TLS_CONF).read()
+    text = text.replace("/etc/ssl/certs/ssl-cert-snakeoil.pem", cert)
+    text = text.replace("/etc/ssl/private/ssl-cert-snakeoil.key", key)
+    with open(TLS_CONF, "w") as conf:
+        conf.write(text)
+    run("/usr/share/nova-uwsgi-gateway/check-config")
+    run("/etc/init.d/nova-uwsgi-gateway", "restart")
+    run("/etc/init.d/nginx", "restart")
+    wait_until(lambda: get("/")[0] == 200, "GET / to answer 200 through nginx")
+
+
+def test_versions_document_is_served_over_tls_with_links_to_https_host_and_port(gateway):
+    status, body = get("/")
+    assert status == 200
+    hrefs = [link["href"] for version in json.loads(body)["versions"]
+             for link in version["links"]]
+    print("version links:", hrefs)
+    assert hrefs
+    assert all(href.startswith(f"{BASE}/") for href in hrefs), hrefs
+
+
+def test_openstack_cli_lists_servers_through_the_gateway(gateway):
+    assert openstack("server", "list") == []
+
+
+def test_openstack_cli_creates_lists_and_deletes_a_flavor(gateway):
+    created = openstack("flavor", "create", "--ram", "64", "--disk", "1",
+                        "--vcpus", "1", "gateway-test")
+    assert created["name"] == "gateway-test"
+    assert "gateway-test" in [f["Name"] for f in openstack("flavor", "list")]
+    run("openstack", "--os-auth-type", "admin_token", "--os-token", "admin:admin",
+        "--os-endpoint", f"{BASE}/v2.1", "--os-cacert", CA,
+        "flavor", "delete", "gateway-test")
+    assert "gateway-test" not in [f["Name"] for f in openstack("flavor", "list")]
+
+
+def test_vassal_master_and_workers_run_as_nova_under_a_root_emperor(gateway):
+    pid = int(open("/run/nova-uwsgi-gateway.pid").read())
+    procs = run("ps", "-eo", "pid=,ppid=,user=,args=").stdout.splitlines()
+    table = [line.split(None, 3) for line in procs]
+    emperor = [p for p in table if p[0] == str(pid)]
+    assert emperor and emperor[0][2] == "root"
+    vassal = [p for p in table if p[1] == str(pid) and "osapi_compute.ini" in p[3]]
+    assert len(vassal) == 1, vassal
+    workers = [p for p in table if p[1] == vassal[0][0]]
+    print("vassal:", vassal, "workers:", workers)
+    assert len(workers) >= 1
+    assert {p[2] for p in vassal + workers} == {"nova"}
+
+
+def connect_as(user):
+    """Exit status of a connect() to the vassal socket made as ``user``."""
+    code = ("import socket; s = socket.socket(socket.AF_UNIX); "
+            f"s.connect({SOCKET!r})")
+    return run("runuser", "-u", user, "--", "python3", "-c", code,
+               check=False).returncode
+
+
+def test_socket_is_0660_group_www_data_and_only_nginx_user_can_connect(gateway):
+    st = os.stat(SOCKET)
+    assert stat.S_ISSOCK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o660
+    assert pwd.getpwuid(st.st_uid).pw_name == "nova"
+    assert st.st_gid == pwd.getpwnam("www-data").pw_gid
+    assert connect_as("www-data") == 0
+    assert connect_as("nobody") != 0
+
+
+def test_tls_below_1_2_is_refused(gateway):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(CA)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    with pytest.raises(ssl.SSLError):
+        with socket.create_connection(("127.0.0.1", 8774), timeout=10) as raw:
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = ssl.create_default_context(cafile=CA)
+        ctx.minimum_version = ctx.maximum_version = version
+        with socket.create_connection(("127.0.0.1", 8774), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                assert tls.version() == version.name.replace("_", ".")
+
+
+def test_a_32_KiB_token_reaches_nova_and_an_oversized_header_is_a_clean_400(gateway):
+    status, _ = get("/v2.1/flavors", {"X-Auth-Token": "admin:" + "a" * 32768})
+    assert status not in (400, 431, 500, 502), status
+    status, _ = get("/v2.1/flavors", {"X-Auth-Token": "a" * 70000})
+    assert status in (400, 431), status
+
+
+def test_a_body_over_novas_limit_is_413(gateway):
+    status, _ = get("/v2.1/flavors", {"X-Auth-Token": "admin:admin",
+                                      "Content-Type": "application/json"},
+                    data=b"x" * 200000)
+    assert status == 413
+
+
+def test_remove_stops_serving_8774_and_gives_nova_api_back(gateway):
+    files = run("dpkg", "-L", PKG).stdout.split()
+    with open("/tmp/nova-uwsgi-gateway.files", "w") as listing:
+        listing.write("\n".join(files))
+
+    apt("remove", PKG)
+
+    assert not os.path.lexists(SITE_LINK)
+    assert not os.path.lexists(VASSAL_LINK)
+    assert nova_api_enabled(), "nova-api not re-enabled on remove"
+
+    def gateway_gone():
+        try:
+            get("/")
+        except (urllib.error.URLError, OSError, ssl.SSLError):
+            return True
+        return False
+    wait_until(gateway_gone, "TLS on :8774 to stop answering")
+
+
+def test_purge_leaves_no_file_of_the_package():
+    apt("purge", PKG)
+    shipped = open("/tmp/nova-uwsgi-gateway.files").read().split()
+    ours = [p for p in shipped if "nova-uwsgi-gateway" in p or "nova_uwsgi_gateway" in p]
+    made = ["/var/lib/nova-uwsgi-gateway", "/var/log/nova-uwsgi-gateway",
+            "/run/nova-uwsgi-gateway", "/run/nova-uwsgi-gateway.pid",
+            SITE_LINK, "/etc/nova-uwsgi-gateway"]
+    left = [p for p in ours + made if os.path.lexists(p)]
+    assert ours and not left, left

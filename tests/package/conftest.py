@@ -1,0 +1,15 @@
+import pathlib
+
+import pytest
+
+TOP = pathlib.Path(__file__).resolve().parents[2]
+DIST = TOP / "dist"
+
+
+@pytest.fixture(scope="session")
+def debs():
+    """The .debs `make dist` built, by package name."""
+    found = {p.name.split("_")[0]: p for p in DIST.glob("*.deb")}
+    if not found:
+        pytest.fail(f"no .deb in {DIST}: run `make dist` first")
+    return found

@@ -1,0 +1,64 @@
+"""The package's autopkgtest (debian/tests/), run the way users' pipelines run it.
+
+Back-end: autopkgtest-virt-unshare, a throwaway bookworm made here and cached
+in cache/ (the testbed may break: the test removes and purges the package).
+The whole run sits in its own PID namespace, so no daemon it started outlives it.
+"""
+import os
+import pathlib
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import TOP
+
+CACHE = TOP / "cache"
+TARBALL = CACHE / "bookworm-amd64.tar"
+OUTPUT = TOP / "build" / "autopkgtest"
+DEBIAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAX_AGE = 7 * 24 * 3600  # a week-old testbed misses too many updates
+
+
+def ensure_subordinate_ids():
+    """autopkgtest-virt-unshare maps root's subordinate uids/gids."""
+    for path in ("/etc/subuid", "/etc/subgid"):
+        text = pathlib.Path(path).read_text() if os.path.exists(path) else ""
+        if not re.search(r"^root:", text, re.M):
+            with open(path, "a") as ids:
+                ids.write("root:100000:65536\n")
+
+
+def ensure_testbed_tarball():
+    fresh = TARBALL.exists() and time.time() - TARBALL.stat().st_mtime < MAX_AGE
+    if fresh:
+        return
+    CACHE.mkdir(exist_ok=True)
+    partial = TARBALL.with_suffix(".partial.tar")
+    # The host's own apt sources, so the testbed sees the same archive.
+    subprocess.run(["mmdebstrap", "--variant=apt", "--include=ca-certificates",
+                    "bookworm", str(partial), "/etc/apt/sources.list.d/debian.sources"],
+                   check=True)
+    partial.rename(TARBALL)
+
+
+def expected_checks():
+    source = (TOP / "debian/tests/test_gateway.py").read_text()
+    return re.findall(r"^def (test_\w+)", source, re.M)
+
+
+def test_autopkgtest_passes_every_check_on_a_fresh_testbed(debs):
+    ensure_subordinate_ids()
+    ensure_testbed_tarball()
+    subprocess.run(["rm", "-rf", str(OUTPUT)], check=True)
+    cmd = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
+           "autopkgtest", f"--env=PATH={DEBIAN_PATH}", f"--output-dir={OUTPUT}",
+           str(debs["nova-uwsgi-gateway"]), str(TOP),
+           "--", "unshare", "--tarball", str(TARBALL)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    print(log[-20000:])
+    assert proc.returncode == 0, f"autopkgtest exited {proc.returncode}"
+    for check in expected_checks():
+        assert re.search(rf"{check} PASSED", log), f"{check} did not pass"
