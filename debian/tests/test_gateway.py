@@ -39,6 +39,9 @@ connection = sqlite:////var/lib/nova/test-nova_api.sqlite
 lock_path = /var/lock/nova
 """
 
+# What dpkg listed for the package right after installation.
+INSTALLED_FILES = []
+
 
 def run(*cmd, check=True, **kw):
     """Run a command, show its output in the log, return the CompletedProcess."""
@@ -94,6 +97,19 @@ def wait_until(predicate, what, timeout=90):
 
 
 @pytest.fixture(scope="module", autouse=True)
+def no_default_site_on_port_80():
+    """Testbeds in a user namespace (autopkgtest-virt-unshare) cannot bind ports < 1024."""
+    default = "/etc/nginx/sites-enabled/default"
+    if os.path.lexists(default):
+        target = os.readlink(default)
+        os.unlink(default)
+        yield
+        os.symlink(target, default)
+    else:
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
 def throwaway_nova():
     """sqlite + noauth2 nova config, restored afterwards."""
     saved = open("/etc/nova/nova.conf").read()
@@ -146,6 +162,7 @@ def test_install_creates_enable_links_and_takes_8774_from_nova_api():
     assert os.path.islink(VASSAL_LINK) and os.path.exists(VASSAL_LINK)
     assert not nova_api_enabled(), "nova-api still enabled after install"
     assert os.path.exists("/var/lib/nova-uwsgi-gateway/disabled-nova-api")
+    INSTALLED_FILES.extend(run("dpkg", "-L", PKG).stdout.split())
 
 
 @pytest.fixture(scope="module")
@@ -252,10 +269,6 @@ def test_a_body_over_novas_limit_is_413(gateway):
 
 
 def test_remove_stops_serving_8774_and_gives_nova_api_back(gateway):
-    files = run("dpkg", "-L", PKG).stdout.split()
-    with open("/tmp/nova-uwsgi-gateway.files", "w") as listing:
-        listing.write("\n".join(files))
-
     apt("remove", PKG)
 
     assert not os.path.lexists(SITE_LINK)
@@ -273,8 +286,7 @@ def test_remove_stops_serving_8774_and_gives_nova_api_back(gateway):
 
 def test_purge_leaves_no_file_of_the_package():
     apt("purge", PKG)
-    shipped = open("/tmp/nova-uwsgi-gateway.files").read().split()
-    ours = [p for p in shipped if "nova-uwsgi-gateway" in p or "nova_uwsgi_gateway" in p]
+    ours = [p for p in INSTALLED_FILES if "nova-uwsgi-gateway" in p or "nova_uwsgi_gateway" in p]
     made = ["/var/lib/nova-uwsgi-gateway", "/var/log/nova-uwsgi-gateway",
             "/run/nova-uwsgi-gateway", "/run/nova-uwsgi-gateway.pid",
             SITE_LINK, "/etc/nova-uwsgi-gateway"]

@@ -53,7 +53,7 @@ def test_autopkgtest_passes_every_check_on_a_fresh_testbed(debs):
     ensure_testbed_tarball()
     subprocess.run(["rm", "-rf", str(OUTPUT)], check=True)
     cmd = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
-           "autopkgtest", f"--env=PATH={DEBIAN_PATH}", f"--output-dir={OUTPUT}",
+           "autopkgtest", "--apt-upgrade", f"--env=PATH={DEBIAN_PATH}", f"--output-dir={OUTPUT}",
            str(debs["nova-uwsgi-gateway"]), str(TOP),
            "--", "unshare", "--tarball", str(TARBALL)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
