@@ -21,7 +21,7 @@ def config_files(environ=os.environ):
     names = environ.get("OS_NOVA_CONFIG_FILES", "").split(";")
     if names == [""]:
         names = ["api-paste.ini", "nova.conf"]
-    return [os.path.join(directory, name.strip()) for name in names]
+    return [os.path.join(directory, name) for name in names]
 
 
 def load(name, environ=os.environ):

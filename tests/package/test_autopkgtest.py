@@ -52,9 +52,11 @@ def test_autopkgtest_passes_every_check_on_a_fresh_testbed(debs):
     ensure_subordinate_ids()
     ensure_testbed_tarball()
     subprocess.run(["rm", "-rf", str(OUTPUT)], check=True)
-    cmd = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
+    # One run at a time: testbeds share the host's ports (8774, 8787).
+    cmd = ["flock", "/run/lock/nova-uwsgi-gateway-autopkgtest",
+           "unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
            "autopkgtest", "--apt-upgrade", f"--env=PATH={DEBIAN_PATH}", f"--output-dir={OUTPUT}",
-           str(debs["nova-uwsgi-gateway"]), str(TOP),
+           *map(str, debs.values()), str(TOP),
            "--", "unshare", "--tarball", str(TARBALL)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     log = proc.stdout + proc.stderr

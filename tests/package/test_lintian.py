@@ -6,7 +6,7 @@ import pytest
 from conftest import DIST, TOP
 
 
-@pytest.mark.parametrize("name", ["nova-uwsgi-gateway", "python3-ooi"])
+@pytest.mark.parametrize("name", ["nova-uwsgi-gateway", "ooi-uwsgi-gateway", "python3-ooi"])
 def test_lintian_reports_no_error_and_no_warning(debs, name):
     proc = subprocess.run(["lintian", "--pedantic", "-I", "-E", str(debs[name])],
                           capture_output=True, text=True)
