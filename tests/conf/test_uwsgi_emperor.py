@@ -1,0 +1,125 @@
+"""The gateway's emperor.ini, run by the real uwsgi-core, watching a copy of
+vassals-enabled/ with the shipped vassal ini (socket, uid/gid, chdir and
+wsgi-file pointed at the test's) linked into it as postinst would."""
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import types
+
+import pytest
+
+from conf_harness import (
+    UWSGI, Vassal, clean_env, copy_conf, public_tmpdir, stop, uwsgi_request,
+    wait_for, write_echo_app)
+
+SCAN = 3 + 2  # uWSGI's default emperor-freq (3 s), and room to act on it
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def emperor():
+    root = public_tmpdir("nova-uwsgi-gateway-emperor-")
+    proc = None
+    try:
+        etc = copy_conf(root / "etc")
+        enabled = etc / "vassals-enabled"   # made by the package (.dirs)
+        enabled.mkdir()
+        available = etc / "vassals-available" / "osapi_compute.ini"
+        vassal = Vassal(available, available).for_test(root, write_echo_app(root))
+        log = root / "emperor.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen([UWSGI, "--ini", str(etc / "emperor.ini")],
+                                    stdout=out, stderr=out, env=clean_env())
+        em = types.SimpleNamespace(
+            root=root, proc=proc, enabled=enabled, vassal=vassal,
+            link=enabled / "osapi_compute.ini",
+            log=lambda: log.read_text(errors="replace"))
+
+        def enable():
+            em.link.symlink_to("../vassals-available/osapi_compute.ini")
+            wait_for(lambda: proc.poll() is None and em.log().count(
+                "[emperor] vassal osapi_compute.ini is ready to accept requests") >= 1,
+                SCAN + 5, "the emperor to start the vassal")
+            wait_for(lambda: em.log().count("WSGI app 0 (mountpoint='') ready") >= 2,
+                     5, "both workers")
+            pids = re.findall(r"spawned uWSGI master process \(pid: (\d+)\)", em.log())
+            assert len(pids) == 1, em.log()
+            return int(pids[0])
+        em.enable = enable
+        yield em
+    finally:
+        if proc is not None:
+            # die-on-term: SIGTERM ends the emperor and its vassals.
+            stop(proc, signal.SIGTERM, timeout=40)
+        shutil.rmtree(root)
+
+
+def test_emperor_starts_a_linked_vassal_and_stops_it_when_unlinked(emperor):
+    # A conffile copy left next to it by dpkg must not start a second vassal.
+    shutil.copyfile(emperor.vassal.path,
+                    emperor.enabled / "osapi_compute.ini.dpkg-dist")
+    master = emperor.enable()
+
+    assert uwsgi_request(emperor.vassal.socket)[0] == 200
+    assert "dpkg-dist" not in emperor.log()
+
+    emperor.link.unlink()
+
+    wait_for(lambda: not pid_alive(master), SCAN, "the vassal to stop")
+    wait_for(lambda: "[emperor] removed uwsgi instance osapi_compute.ini"
+             in emperor.log(), 5, "the emperor to log the removal")
+    assert not emperor.vassal.socket.exists()   # vacuum
+    assert emperor.proc.poll() is None          # the emperor stays
+
+
+def test_sigterm_stops_the_emperor_and_its_vassals(emperor):
+    master = emperor.enable()
+
+    emperor.proc.send_signal(signal.SIGTERM)
+
+    assert emperor.proc.wait(40) == 0
+    assert not pid_alive(master)
+    assert not emperor.vassal.socket.exists()
+
+
+def slow_request_during(emperor, action, seconds):
+    result = {}
+
+    def client():
+        result["response"] = uwsgi_request(
+            emperor.vassal.socket, "/slow", headers={"QUERY_STRING": str(seconds)},
+            timeout=seconds + 30)
+    thread = threading.Thread(target=client)
+    thread.start()
+    time.sleep(0.5)
+    action()
+    thread.join(seconds + 40)
+    return result["response"]
+
+
+def test_stopping_the_gateway_lets_requests_in_flight_finish(emperor):
+    emperor.enable()
+
+    status, body = slow_request_during(
+        emperor, lambda: emperor.proc.send_signal(signal.SIGTERM), 2)
+
+    assert status == 200, emperor.log()
+
+
+def test_disabling_a_vassal_lets_requests_in_flight_finish(emperor):
+    emperor.enable()
+
+    # Long enough for the emperor's next scan to notice the removal.
+    status, body = slow_request_during(emperor, emperor.link.unlink, SCAN + 1)
+
+    assert status == 200, emperor.log()
