@@ -268,6 +268,70 @@ def test_a_body_over_novas_limit_is_413(gateway):
     assert status == 413
 
 
+class AdminEdit:
+    """Change a conffile the way an admin would, and put it back afterwards."""
+
+    def __init__(self, path, old, new):
+        self.path, self.old, self.new = path, old, new
+
+    def __enter__(self):
+        self.saved = open(self.path).read()
+        assert self.old in self.saved
+        with open(self.path, "w") as conf:
+            conf.write(self.saved.replace(self.old, self.new))
+
+    def __exit__(self, *exc):
+        with open(self.path, "w") as conf:
+            conf.write(self.saved)
+
+
+SITE = "/etc/nova-uwsgi-gateway/nginx/nova-api.conf"
+
+
+def test_a_broken_site_is_named_the_package_still_configures_and_nginx_keeps_serving(gateway):
+    with AdminEdit(SITE, "server_name _;", "server_name _;\n    this is not nginx;"):
+        installed = apt("install", "--reinstall", PKG)
+        assert SITE in installed.stdout + installed.stderr
+        check = run("/usr/share/nova-uwsgi-gateway/check-config", check=False)
+        assert check.returncode == 1 and SITE in check.stderr
+        assert run("/etc/init.d/nginx", "reload", check=False).returncode != 0
+        assert get("/")[0] == 200
+    run("/etc/init.d/nginx", "reload")
+    assert get("/")[0] == 200
+
+
+def test_a_missing_certificate_is_named_and_nginx_keeps_serving(gateway, certificate):
+    missing = "/etc/ssl/certs/no-such-gateway-cert.pem"
+    with AdminEdit(TLS_CONF, certificate[0], missing):
+        check = run("/usr/share/nova-uwsgi-gateway/check-config", check=False)
+        assert check.returncode == 1 and missing in check.stderr
+        assert run("/etc/init.d/nginx", "reload", check=False).returncode != 0
+        assert get("/")[0] == 200
+    assert run("/usr/share/nova-uwsgi-gateway/check-config").returncode == 0
+
+
+def test_a_listen_port_taken_by_another_program_is_named(gateway):
+    # nginx holds 8774 itself, so the admin moves the site to a port another program has.
+    squatter = subprocess.Popen(
+        ["python3", "-c", "import socket, time; s = socket.socket(); "
+         "s.bind(('0.0.0.0', 8775)); s.listen(); time.sleep(60)"])
+    try:
+        wait_until(lambda: run("ss", "-Hltn", "sport = :8775").stdout.strip(),
+                   "the other program to listen on 8775", timeout=10)
+        with AdminEdit(SITE, "listen 8774 ssl;", "listen 8775 ssl;"):
+            check = run("/usr/share/nova-uwsgi-gateway/check-config", check=False)
+            assert check.returncode == 1
+            assert "port 8775" in check.stderr and SITE_LINK in check.stderr
+            assert f"python3 (pid {squatter.pid})" in check.stderr
+            # nginx cannot bind 8775 and keeps serving its old config.
+            run("/etc/init.d/nginx", "reload", check=False)
+            time.sleep(1)
+            assert get("/")[0] == 200
+    finally:
+        squatter.kill()
+        squatter.wait()
+
+
 def test_remove_stops_serving_8774_and_gives_nova_api_back(gateway):
     apt("remove", PKG)
 

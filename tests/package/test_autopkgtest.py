@@ -43,24 +43,45 @@ def ensure_testbed_tarball():
     partial.rename(TARBALL)
 
 
-def expected_checks():
-    source = (TOP / "debian/tests/test_gateway.py").read_text()
+# PID 1 of the run's namespace: reaps daemons orphaned by init scripts, so that
+# start-stop-daemon sees them exit, and returns autopkgtest's status.
+REAPER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:])
+while True:
+    pid, status = os.wait()
+    if pid == child.pid:
+        sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def autopkgtests():
+    control = (TOP / "debian/tests/control").read_text()
+    return re.findall(r"^Tests:\s*(\S+)", control, re.M)
+
+
+def expected_checks(name):
+    source = (TOP / f"debian/tests/test_{name}.py").read_text()
     return re.findall(r"^def (test_\w+)", source, re.M)
 
 
-def test_autopkgtest_passes_every_check_on_a_fresh_testbed(debs):
+@pytest.mark.parametrize("name", autopkgtests())
+def test_autopkgtest_passes_every_check_on_a_fresh_testbed(debs, name):
     ensure_subordinate_ids()
     ensure_testbed_tarball()
-    subprocess.run(["rm", "-rf", str(OUTPUT)], check=True)
+    output = OUTPUT / name
+    subprocess.run(["rm", "-rf", str(output)], check=True)
     # One run at a time: testbeds share the host's ports (8774, 8787).
     cmd = ["flock", "/run/lock/nova-uwsgi-gateway-autopkgtest",
            "unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
-           "autopkgtest", "--apt-upgrade", f"--env=PATH={DEBIAN_PATH}", f"--output-dir={OUTPUT}",
+           "/usr/bin/python3", "-c", REAPER,
+           "autopkgtest", "--apt-upgrade", f"--env=PATH={DEBIAN_PATH}",
+           f"--output-dir={output}", f"--test-name={name}",
            *map(str, debs.values()), str(TOP),
            "--", "unshare", "--tarball", str(TARBALL)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     log = proc.stdout + proc.stderr
     print(log[-20000:])
     assert proc.returncode == 0, f"autopkgtest exited {proc.returncode}"
-    for check in expected_checks():
+    for check in expected_checks(name):
         assert re.search(rf"{check} PASSED", log), f"{check} did not pass"
