@@ -19,8 +19,7 @@ dist:
 	$(APT) build-dep ./
 	rm -rf build dist
 	mkdir -p build/src dist
-	tar --exclude=./build --exclude=./dist --exclude=./cache --exclude=./.git \
-		-cf - . | tar -xf - -C build/src
+	git ls-files --cached --others --exclude-standard | tar -cf - -T - | tar -xf - -C build/src
 	cd build/src && dpkg-buildpackage -us -uc -b
 	mv build/*.deb dist/
 	python3-ooi/build dist
