@@ -19,7 +19,8 @@ dist:
 	$(APT) build-dep ./
 	rm -rf build dist
 	mkdir -p build/src dist
-	git ls-files --cached --others --exclude-standard | tar -cf - -T - | tar -xf - -C build/src
+	git ls-files --cached --others --exclude-standard > build/files
+	tar -cf - -T build/files | tar -xf - -C build/src
 	cd build/src && dpkg-buildpackage -us -uc -b
 	mv build/*.deb dist/
 	python3-ooi/build dist

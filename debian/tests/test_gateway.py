@@ -17,47 +17,18 @@ import urllib.request
 
 import pytest
 
+from testbed import (CA, TLS_CONF, AdminEdit, apt, processes, run, start_gateway,
+                     throwaway_nova, use_certificate, wait_until)
+
 PKG = "nova-uwsgi-gateway"
 BASE = "https://127.0.0.1:8774"
 SOCKET = "/run/nova-uwsgi-gateway/osapi_compute.sock"
-TLS_CONF = "/etc/nova-uwsgi-gateway/nginx/tls.conf"
+SITE = "/etc/nova-uwsgi-gateway/nginx/nova-api.conf"
 SITE_LINK = "/etc/nginx/sites-enabled/nova-uwsgi-gateway.conf"
 VASSAL_LINK = "/etc/nova-uwsgi-gateway/vassals-enabled/osapi_compute.ini"
-PKI = "/etc/ssl/nova-uwsgi-gateway-test"
-CA = f"{PKI}/ca.pem"
-NOVA_CONF = """\
-[DEFAULT]
-transport_url = fake://
-state_path = /var/lib/nova
-[api]
-auth_strategy = noauth2
-[database]
-connection = sqlite:////var/lib/nova/test-nova.sqlite
-[api_database]
-connection = sqlite:////var/lib/nova/test-nova_api.sqlite
-[oslo_concurrency]
-lock_path = /var/lock/nova
-"""
 
 # What dpkg listed for the package right after installation.
 INSTALLED_FILES = []
-
-
-def run(*cmd, check=True, **kw):
-    """Run a command, show its output in the log, return the CompletedProcess."""
-    print("+", " ".join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    print(proc.stdout, proc.stderr)
-    if check and proc.returncode:
-        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}:\n"
-                    f"{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def apt(*args):
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    return run("apt-get", "-y", "-o", "Dpkg::Options::=--force-confdef",
-               "-o", "Dpkg::Options::=--force-confold", *args, env=env)
 
 
 def openstack(*args):
@@ -82,72 +53,12 @@ def nova_api_enabled():
     return bool(glob.glob("/etc/rc[2345].d/S*nova-api"))
 
 
-def wait_until(predicate, what, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    log = "/var/log/nova-uwsgi-gateway/emperor.log"
-    tail = open(log).read()[-3000:] if os.path.exists(log) else "(no log)"
-    pytest.fail(f"timed out waiting for {what}; emperor log:\n{tail}")
-
-
 @pytest.fixture(scope="module", autouse=True)
-def no_default_site_on_port_80():
-    """Testbeds in a user namespace (autopkgtest-virt-unshare) cannot bind ports < 1024."""
-    default = "/etc/nginx/sites-enabled/default"
-    if os.path.lexists(default):
-        target = os.readlink(default)
-        os.unlink(default)
-        yield
-        os.symlink(target, default)
-    else:
-        yield
-
-
-@pytest.fixture(scope="module", autouse=True)
-def throwaway_nova():
-    """sqlite + noauth2 nova config, restored afterwards."""
-    saved = open("/etc/nova/nova.conf").read()
-    with open("/etc/nova/nova.conf", "w") as conf:
-        conf.write(NOVA_CONF)
-    for step in (["api_db", "sync"], ["cell_v2", "map_cell0"], ["db", "sync"],
-                 ["cell_v2", "create_cell", "--name", "cell1"]):
-        run("runuser", "-u", "nova", "--", "nova-manage", *step)
+def noauth2_nova():
+    saved = throwaway_nova("[api]\nauth_strategy = noauth2\n")
     yield
     with open("/etc/nova/nova.conf", "w") as conf:
         conf.write(saved)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def stop_services_at_the_end():
-    """Leave no daemon behind on the testbed, whatever happened."""
-    yield
-    for service in ("nginx", "nova-api", "nova-uwsgi-gateway"):
-        if os.path.exists(f"/etc/init.d/{service}"):
-            run(f"/etc/init.d/{service}", "stop", check=False)
-    run("pkill", "-KILL", "-x", "uwsgi-core", check=False)
-
-
-@pytest.fixture(scope="module")
-def certificate():
-    """A CA and a server certificate for 127.0.0.1, as an admin would install."""
-    os.makedirs(PKI, exist_ok=True)
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", "/CN=test CA", "-keyout", f"{PKI}/ca.key", "-out", CA)
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", f"{PKI}/server.key", "-out", f"{PKI}/server.csr")
-    with open(f"{PKI}/ext.cnf", "w") as ext:
-        ext.write("subjectAltName = IP:127.0.0.1\n")
-    run("openssl", "x509", "-req", "-in", f"{PKI}/server.csr", "-CA", CA,
-        "-CAkey", f"{PKI}/ca.key", "-CAcreateserial", "-days", "2",
-        "-extfile", f"{PKI}/ext.cnf", "-out", f"{PKI}/server.pem")
-    os.chmod(f"{PKI}/server.key", 0o600)
-    return f"{PKI}/server.pem", f"{PKI}/server.key"
 
 
 def test_install_creates_enable_links_and_takes_8774_from_nova_api():
@@ -167,16 +78,9 @@ def test_install_creates_enable_links_and_takes_8774_from_nova_api():
 
 @pytest.fixture(scope="module")
 def gateway(certificate):
-    """The admin points tls.conf at the real certificate and starts both services."""
-    cert, key = certificate
-    text = open(TLS_CONF).read()
-    text = text.replace("/etc/ssl/certs/ssl-cert-snakeoil.pem", cert)
-    text = text.replace("/etc/ssl/private/ssl-cert-snakeoil.key", key)
-    with open(TLS_CONF, "w") as conf:
-        conf.write(text)
-    run("/usr/share/nova-uwsgi-gateway/check-config")
-    run("/etc/init.d/nova-uwsgi-gateway", "restart")
-    run("/etc/init.d/nginx", "restart")
+    """The admin points tls.conf at the real certificate; both services start."""
+    use_certificate(*certificate)
+    start_gateway()
     wait_until(lambda: get("/")[0] == 200, "GET / to answer 200 through nginx")
 
 
@@ -207,8 +111,7 @@ def test_openstack_cli_creates_lists_and_deletes_a_flavor(gateway):
 
 def test_vassal_master_and_workers_run_as_nova_under_a_root_emperor(gateway):
     pid = int(open("/run/nova-uwsgi-gateway.pid").read())
-    procs = run("ps", "-eo", "pid=,ppid=,user=,args=").stdout.splitlines()
-    table = [line.split(None, 3) for line in procs]
+    table = processes()
     emperor = [p for p in table if p[0] == str(pid)]
     assert emperor and emperor[0][2] == "root"
     vassal = [p for p in table if p[1] == str(pid) and "osapi_compute.ini" in p[3]]
@@ -266,26 +169,6 @@ def test_a_body_over_novas_limit_is_413(gateway):
                                       "Content-Type": "application/json"},
                     data=b"x" * 200000)
     assert status == 413
-
-
-class AdminEdit:
-    """Change a conffile the way an admin would, and put it back afterwards."""
-
-    def __init__(self, path, old, new):
-        self.path, self.old, self.new = path, old, new
-
-    def __enter__(self):
-        self.saved = open(self.path).read()
-        assert self.old in self.saved
-        with open(self.path, "w") as conf:
-            conf.write(self.saved.replace(self.old, self.new))
-
-    def __exit__(self, *exc):
-        with open(self.path, "w") as conf:
-            conf.write(self.saved)
-
-
-SITE = "/etc/nova-uwsgi-gateway/nginx/nova-api.conf"
 
 
 def test_a_broken_site_is_named_the_package_still_configures_and_nginx_keeps_serving(gateway):
