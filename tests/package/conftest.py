@@ -1,9 +1,6 @@
-import pathlib
-
 import pytest
 
-TOP = pathlib.Path(__file__).resolve().parents[2]
-DIST = TOP / "dist"
+from package_harness import DIST
 
 
 @pytest.fixture(scope="session")

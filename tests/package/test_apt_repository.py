@@ -1,7 +1,7 @@
 """dist/ is an apt repository: its index lists every package built into it."""
 import subprocess
 
-from conftest import DIST
+from package_harness import DIST
 
 
 def test_dist_index_lists_every_built_package(debs):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import TOP
+from package_harness import TOP
 
 CACHE = TOP / "cache"
 TARBALL = CACHE / "bookworm-amd64.tar"

@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from conftest import DIST, TOP
+from package_harness import TOP
 
 
 @pytest.mark.parametrize("name", ["nova-uwsgi-gateway", "ooi-uwsgi-gateway", "python3-ooi"])
