@@ -1,0 +1,71 @@
+"""The 'limit' stack: nova's osapi_compute app called in-process, no server.
+
+Loads the app exactly as the gateway's shim does (nova's wsgi_app.init_application),
+optionally seeds flavors through the API, then measures the process CPU time per
+request for each path. Prints one JSON line. Run as the nova user.
+"""
+import io
+import json
+import sys
+import time
+
+from nova.api.openstack import wsgi_app
+
+HEADERS = {"HTTP_X_AUTH_TOKEN": "admin:admin", "HTTP_HOST": "127.0.0.1:8774",
+           "HTTP_USER_AGENT": "inproc", "HTTP_ACCEPT": "*/*"}
+
+
+def environ(method, path, body=b""):
+    env = {"REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path,
+           "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8774",
+           "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+           "wsgi.version": (1, 0), "wsgi.url_scheme": "https", "wsgi.input": io.BytesIO(body),
+           "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": True,
+           "wsgi.run_once": False, "HTTPS": "on"}
+    env.update(HEADERS)
+    if body:
+        env["CONTENT_TYPE"] = "application/json"
+        env["CONTENT_LENGTH"] = str(len(body))
+    return env
+
+
+def call(app, method, path, body=b""):
+    status = []
+    out = app(environ(method, path, body), lambda s, h, e=None: status.append(s))
+    data = b"".join(out)
+    if hasattr(out, "close"):
+        out.close()
+    return int(status[0].split()[0]), data
+
+
+def main():
+    args = dict(a.split("=", 1) for a in sys.argv[1:])
+    del sys.argv[1:]  # oslo.config parses sys.argv
+    app = wsgi_app.init_application("osapi_compute")
+    seeded = 0
+    for i in range(int(args.get("seed", 0))):
+        body = json.dumps({"flavor": {"name": f"bench.{i}", "ram": 512 * (i + 1),
+                                      "vcpus": 1 + i % 8, "disk": 10 * (i + 1)}}).encode()
+        code, data = call(app, "POST", "/v2.1/flavors", body)
+        if code != 200:
+            raise SystemExit(f"seeding flavor {i}: {code} {data[:300]!r}")
+        seeded += 1
+    result = {"seeded": seeded, "status": {}, "cpu_ms": {}}
+    reps = int(args.get("reps", 3))
+    for path, n in (("/", int(args.get("n_root", 2000))),
+                    ("/v2.1/flavors", int(args.get("n_flavors", 400)))):
+        code, _ = call(app, "GET", path)
+        result["status"][path] = code
+        for _ in range(n // 4):  # warm-up
+            call(app, "GET", path)
+        samples = []
+        for _ in range(reps):
+            t0 = time.process_time()
+            for _ in range(n):
+                call(app, "GET", path)
+            samples.append((time.process_time() - t0) * 1000.0 / n)
+        result["cpu_ms"][path] = samples
+    print("BENCHJSON " + json.dumps(result), flush=True)
+
+
+main()
