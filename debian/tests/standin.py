@@ -43,8 +43,11 @@ def image(n):
             "min_disk": 0, "min_ram": 0, "checksum": None, "tags": []}
 
 
-def identity(path):
-    """keystone v3: version discovery and token validation."""
+def identity(path, token):
+    """keystone v3: version discovery and token validation.
+
+    The token "unscoped-token" is valid but scoped to no project.
+    """
     v3 = {"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
           "links": [{"rel": "self",
                      "href": f"http://127.0.0.1:{PORT}/identity/v3/"}],
@@ -56,25 +59,28 @@ def identity(path):
         return 200, {"version": v3}
     if path == "/identity/v3/auth/tokens":
         domain = {"id": "default", "name": "Default"}
-        return 200, {"token": {
+        token_body = {
             "methods": ["token"], "audit_ids": ["standin"],
             "expires_at": "2099-01-01T00:00:00.000000Z",
             "issued_at": "2020-01-01T00:00:00.000000Z",
             "user": {"id": "ad000000000000000000000000000001",
-                     "name": "admin", "domain": domain},
-            "project": {"id": PROJECT, "name": "admin", "domain": domain},
-            "roles": [{"id": "r1", "name": "admin"},
-                      {"id": "r2", "name": "member"},
-                      {"id": "r3", "name": "reader"}],
-            "catalog": []}}
+                     "name": "admin", "domain": domain}}
+        if token != "unscoped-token":
+            token_body.update({
+                "project": {"id": PROJECT, "name": "admin", "domain": domain},
+                "roles": [{"id": "r1", "name": "admin"},
+                          {"id": "r2", "name": "member"},
+                          {"id": "r3", "name": "reader"}],
+                "catalog": []})
+        return 200, {"token": token_body}
     return None
 
 
-def answer(path):
+def answer(path, token=None):
     """(status, body) for a path without its query string."""
     path = path.rstrip("/")
     if path.startswith("/identity"):
-        return identity(path) or (404, {"error": path})
+        return identity(path, token) or (404, {"error": path})
     if path == "/v2/images":                       # glance image list
         return 200, {"images": [], "first": "/v2/images",
                      "schema": "/v2/schemas/images"}
@@ -96,7 +102,8 @@ def answer(path):
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
-        status, body = answer(urlsplit(self.path).path)
+        status, body = answer(urlsplit(self.path).path,
+                              self.headers.get("X-Subject-Token"))
         data = json.dumps(body).encode()
         print(f"standin: {self.command} {self.path} -> {status} "
               f"token={'X-Auth-Token' in self.headers}",

@@ -215,6 +215,15 @@ def test_a_request_without_credentials_is_refused_with_a_4xx(gateway):
     assert 400 <= status < 500, status
 
 
+def test_a_token_without_a_project_gets_ooi_s_own_error_not_a_500(gateway):
+    status, headers, body = request(f"{OOI}/occi1.1/-/",
+                                    {"X-Auth-Token": "unscoped-token"}, token=False)
+    print(status, dict(headers), body, sep="\n")
+    assert status == 403, status
+    assert "OCCI/1.1" in headers.get("Server", "")
+    assert "project" in body.lower()
+
+
 def test_no_servers_in_ooi_compute_collection_and_the_openstack_cli_agrees(gateway):
     status, headers, body = request(f"{OOI}/occi1.1/compute/")
     print(status, dict(headers), body, sep="\n")
