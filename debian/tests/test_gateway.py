@@ -8,7 +8,6 @@ import glob
 import json
 import os
 import pwd
-import shutil
 import socket
 import ssl
 import stat
@@ -214,18 +213,6 @@ def test_a_listen_port_taken_by_another_program_is_named(gateway):
     finally:
         squatter.kill()
         squatter.wait()
-
-
-def test_the_init_script_recreates_the_socket_dir_after_run_is_emptied(gateway):
-    # What a reboot does to /run (a tmpfs), for the emperor: boot then runs its init script.
-    run("/etc/init.d/nova-uwsgi-gateway", "stop")
-    shutil.rmtree("/run/nova-uwsgi-gateway")
-    run("/etc/init.d/nova-uwsgi-gateway", "start")
-    st = os.stat("/run/nova-uwsgi-gateway")
-    assert stat.S_IMODE(st.st_mode) == 0o750
-    assert pwd.getpwuid(st.st_uid).pw_name == "nova"
-    assert st.st_gid == pwd.getpwnam("www-data").pw_gid
-    wait_until(lambda: get("/")[0] == 200, "GET / to answer 200 again")
 
 
 def test_remove_stops_serving_8774_and_gives_nova_api_back(gateway):
