@@ -213,9 +213,12 @@ def test_a_listen_port_taken_by_another_program_is_named(gateway):
     finally:
         squatter.kill()
         squatter.wait()
+    run("/etc/init.d/nginx", "reload")
+    wait_until(lambda: get("/")[0] == 200, "nginx to serve 8774 after the admin's fix")
 
 
 def test_remove_stops_serving_8774_and_gives_nova_api_back(gateway):
+    assert get("/")[0] == 200, "the gateway must be serving before the removal"
     apt("remove", PKG)
 
     assert not os.path.lexists(SITE_LINK)
