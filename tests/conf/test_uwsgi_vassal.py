@@ -64,11 +64,14 @@ def shim_vassal(root, vassal_source):
     (etc / "api-paste.ini").write_text(PASTE_INI)
     (etc / "nova.conf").write_text(NOVA_CONF)
     (root / "gateway_conf_apps.py").write_text(APPS)
+    # A copy of the shim any user can read: the tree may sit in /root (0700).
+    shutil.copytree(TOP / "nova_uwsgi_gateway", root / "nova_uwsgi_gateway",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     entry = root / "hello.py"
-    entry.symlink_to(SHIM)
+    entry.symlink_to(root / SHIM.relative_to(TOP))
     vassal = Vassal(vassal_source, root / "hello.ini").for_test(root, entry)
     vassal.etc = etc
-    vassal.env = {"PYTHONPATH": f"{TOP}:{root}", "OS_NOVA_CONFIG_DIR": str(etc),
+    vassal.env = {"PYTHONPATH": f"{root}", "OS_NOVA_CONFIG_DIR": str(etc),
                   "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf"}
     try:
         yield vassal

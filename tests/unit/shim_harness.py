@@ -6,6 +6,7 @@ PasteDeploy, and config files made by the test.
 """
 import json
 import os
+import shutil
 import pathlib
 import subprocess
 import sys
@@ -113,6 +114,11 @@ class Gateway:
         self.entries.mkdir()
         self.write("api-paste.ini", PASTE_INI)
         self.write("nova.conf", MINIMAL_NOVA_CONF)
+        # A copy of the code any user can read: the tree may sit in /root (0700).
+        self.code = self.root / "code"
+        shutil.copytree(TOP / "nova_uwsgi_gateway", self.code / "nova_uwsgi_gateway",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(HERE / "gateway_test_apps.py", self.code)
 
     def write(self, name, text, mode=0o644):
         path = self.etc / name
@@ -124,7 +130,7 @@ class Gateway:
         """``<name>.py`` -> the shim, like debian/nova-uwsgi-gateway.links."""
         link = self.entries / f"{name}.py"
         if not link.is_symlink():
-            link.symlink_to(SHIM)
+            link.symlink_to(self.code / SHIM.relative_to(TOP))
         return link
 
     def run(self, name, files="api-paste.ini;nova.conf", pythonpath_first=(),
@@ -137,7 +143,7 @@ class Gateway:
             "HOME": str(self.root),
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONPATH": os.pathsep.join(
-                [str(p) for p in pythonpath_first] + [str(TOP), str(HERE)]),
+                [str(p) for p in pythonpath_first] + [str(self.code)]),
             "OS_NOVA_CONFIG_DIR": str(self.etc),
             "OS_NOVA_CONFIG_FILES": files,
             "GATEWAY_TEST_ENTRY": str(self.entry(name)),
