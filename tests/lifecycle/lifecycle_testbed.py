@@ -1,0 +1,252 @@
+"""An isolated bookworm host where maintainer scripts really act.
+
+A bookworm tree made by mmdebstrap (cached in cache/, rebuilt when its recipe
+changes or it is a week old) with systemd-sysv installed but not running and
+no policy-rc.d, so invoke-rc.d runs the init scripts for real. Each Testbed
+unpacks it and runs it under its own network, PID, mount, UTS and IPC
+namespaces: its own loopback and ports, its own /run; nothing leaks to the
+host, and killing its PID 1 ends every process it started.
+
+It holds real nova (sqlite, noauth2), nginx, uWSGI and nova-api, and sees the
+packages from dist/ (or another apt repository) at /srv/dist.
+"""
+import hashlib
+import os
+import pathlib
+import shlex
+import struct
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+TOP = pathlib.Path(__file__).resolve().parents[2]
+HERE = pathlib.Path(__file__).resolve().parent
+CACHE = TOP / "cache"
+WORK = TOP / "build" / "lifecycle"
+DEBIAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAX_AGE = 7 * 24 * 3600  # a week-old testbed misses too many updates
+# Everything the packages and the scenarios need: the testbed has no network.
+PACKAGES = """
+    systemd-sysv nginx nova-api nova-common python3-nova python3-pastedeploy
+    uwsgi-core uwsgi-plugin-python3 ssl-cert iproute2 procps curl openssl
+    ca-certificates python3-openstackclient
+    python3-routes python3-six python3-pbr python3-webob python3-oslo.config
+    python3-oslo.log
+""".split()
+CA = "/etc/ssl/lifecycle/ca.pem"
+CERT = "/etc/ssl/lifecycle/server.pem"
+KEY = "/etc/ssl/lifecycle/server.key"
+
+# PID 1 of a testbed: reaps orphans (daemons the init scripts start) forever.
+REAPER = """
+import os, signal
+signal.signal(signal.SIGCHLD, lambda *_: None)
+while True:
+    try:
+        os.waitpid(-1, 0)
+    except ChildProcessError:
+        signal.pause()
+"""
+
+# Runs in the new namespaces, before PID 1 takes over.
+ENTER = """
+set -e
+root=$1
+mount --make-rprivate /
+mount -t proc proc "$root/proc"
+mount -t sysfs sysfs "$root/sys"
+mount --rbind /dev "$root/dev"
+mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
+mount -t tmpfs -o mode=0755 tmpfs "$root/run"
+mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+mkdir -p "$root/srv/dist"
+mount --bind -o ro "$2" "$root/srv/dist"
+ip link set lo up
+hostname testbed
+exec chroot "$root" /usr/bin/python3 -c "$3"
+"""
+
+
+def recipe():
+    text = " ".join(PACKAGES) + (HERE / "prepare-testbed").read_text()
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def tarball():
+    """The cached testbed tree, made once (about 3 minutes)."""
+    path = CACHE / f"lifecycle-bookworm-{recipe()}.tar"
+    if path.exists() and time.time() - path.stat().st_mtime < MAX_AGE:
+        return path
+    CACHE.mkdir(exist_ok=True)
+    for old in CACHE.glob("lifecycle-bookworm-*.tar"):
+        old.unlink()
+    partial = path.with_name(path.stem + ".partial.tar")
+    # The host's apt sources and CAs, so the testbed sees the same archive.
+    subprocess.run(
+        ["mmdebstrap", "--variant=apt", "--include=" + ",".join(PACKAGES),
+         "--customize-hook=copy-in " + str(HERE / "prepare-testbed") + " /usr/local/sbin",
+         "--customize-hook=chroot \"$1\" /usr/local/sbin/prepare-testbed",
+         "--customize-hook=rm \"$1\"/usr/local/sbin/prepare-testbed",
+         "bookworm", str(partial), "/etc/apt/sources.list.d/debian.sources"],
+        check=True, env=dict(os.environ, PATH=DEBIAN_PATH), stdout=subprocess.DEVNULL)
+    partial.rename(path)
+    return path
+
+
+def utmp_runlevel(level):
+    """A utmp RUN_LVL record, as init writes at boot (invoke-rc.d asks runlevel)."""
+    # struct utmp on x86-64 glibc: type, pid, line, id, user, host, exit, session, tv, addr.
+    return struct.pack("hxxi32s4s32s256s4xi2i16s20x", 1, ord(level) + 256 * ord("N"),
+                       b"~", b"~~", b"runlevel", b"", 0, int(time.time()), 0, b"")
+
+
+class Testbed:
+    def __init__(self, name, repo):
+        self.root = WORK / name
+        self.repo = pathlib.Path(repo)
+        self.pid = None
+
+    def start(self):
+        subprocess.run(["rm", "-rf", str(self.root)], check=True)
+        self.root.mkdir(parents=True)
+        subprocess.run(["tar", "-xf", str(tarball()), "-C", str(self.root)], check=True)
+        self.anchor = subprocess.Popen(
+            ["unshare", "--net", "--pid", "--mount", "--uts", "--ipc", "--fork",
+             "--kill-child", "sh", "-c", ENTER, "enter", str(self.root),
+             str(self.repo), REAPER], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(WORK / f"{self.root.name}.log", "w"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            children = pathlib.Path(f"/proc/{self.anchor.pid}/task/{self.anchor.pid}/children")
+            pid = children.read_text().split() if children.exists() else []
+            if pid and os.readlink(f"/proc/{pid[0]}/root") == str(self.root):
+                self.pid = int(pid[0])
+                self.run("apt-get update -q -o Acquire::Languages=none")
+                return self
+            assert self.anchor.poll() is None, "the testbed's namespaces failed to start"
+            time.sleep(0.1)
+        raise AssertionError("the testbed did not start")
+
+    def stop(self):
+        if self.pid:
+            subprocess.run(["kill", "-9", str(self.pid)])
+        self.anchor.wait(timeout=30)
+        subprocess.run(["rm", "-rf", str(self.root)], check=True)
+
+    def command(self, script):
+        """argv that runs a shell script inside the testbed, as root at a root prompt."""
+        return ["nsenter", f"--target={self.pid}", "--mount", "--net", "--pid", "--uts",
+                "--ipc", "--root", "--wd", "--", "/usr/bin/env", "-i", f"PATH={DEBIAN_PATH}",
+                "HOME=/root", "LC_ALL=C.UTF-8", "/bin/sh", "-c", script]
+
+    def run(self, script, check=True, timeout=600):
+        """Run a shell script inside; show it and its output in the test log."""
+        print(f"testbed# {script}")
+        # Files, not pipes: daemons started inside would hold a pipe open.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.run(self.command(script), stdin=subprocess.DEVNULL,
+                                  stdout=out, stderr=err, timeout=timeout)
+            out.seek(0)
+            err.seek(0)
+            proc.stdout = out.read().decode(errors="replace")
+            proc.stderr = err.read().decode(errors="replace")
+        print(proc.stdout + proc.stderr, end="")
+        if check and proc.returncode:
+            pytest.fail(f"in the testbed, `{script}` exited {proc.returncode}:\n"
+                        f"{proc.stdout}{proc.stderr}")
+        return proc
+
+    def popen(self, script, output):
+        """Start a script inside without waiting; its output goes to the open file ``output``."""
+        return subprocess.Popen(self.command(script), stdin=subprocess.DEVNULL,
+                                stdout=output, stderr=subprocess.STDOUT)
+
+    def path(self, path):
+        """A testbed file as seen from the host (not under /run, /tmp, /proc)."""
+        return self.root / path.lstrip("/")
+
+    def apt(self, args, check=True):
+        """apt-get the way apt runs non-interactively: keep edited conffiles."""
+        return self.run("DEBIAN_FRONTEND=noninteractive apt-get -y -q "
+                        "-o Dpkg::Options::=--force-confdef "
+                        "-o Dpkg::Options::=--force-confold " + args, check=check)
+
+    def boot(self):
+        """What boot does under sysvinit: a runlevel in utmp, then rc2.d's S scripts."""
+        self.run("mkdir -p /run/lock && chmod 1777 /run/lock")
+        subprocess.run(self.command("cat > /run/utmp"), input=utmp_runlevel("2"), check=True)
+        self.run("for script in /etc/rc2.d/S*; do [ -x \"$script\" ] && \"$script\" start; "
+                 "done; runlevel")
+
+    def reboot(self):
+        """Every process but PID 1 killed, /run a new empty tmpfs, then boot."""
+        self.run("kill -9 -1 || true; sleep 0.5; umount -l /run; "
+                 "mount -t tmpfs -o mode=0755 tmpfs /run")
+        self.boot()
+
+    def processes(self):
+        """[pid, ppid, user, args] of every process inside."""
+        out = self.run("ps -eo pid=,ppid=,user=,args=").stdout
+        return [line.split(None, 3) for line in out.splitlines()]
+
+    def curl(self, path, port=8774, extra=""):
+        """(status, body) of an HTTPS request from inside, verified against the test CA."""
+        proc = self.run(f"curl -sS --max-time 30 --cacert {CA} -o /tmp/body "
+                        f"-w '%{{http_code}}' {extra} https://127.0.0.1:{port}{shlex.quote(path)}"
+                        f"; echo; cat /tmp/body", check=False)
+        status, _, body = proc.stdout.partition("\n")
+        return int(status or 0), body
+
+    def wait_until(self, script, what, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.run(script, check=False).returncode == 0:
+                return
+            time.sleep(0.5)
+        pytest.fail(f"timed out waiting for {what}\n" + self.logs())
+
+    def logs(self):
+        return self.run("tail -n 30 /var/log/nova-uwsgi-gateway/*.log "
+                        "/var/log/nginx/error.log /var/log/nova/*.log", check=False).stdout
+
+
+def version(changelog=TOP / "debian/changelog"):
+    return subprocess.run(["dpkg-parsechangelog", "-l", str(changelog), "-S", "Version"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def upgrade_repository():
+    """An apt repository with dist/'s packages and a newer version built from this tree.
+
+    The newer version changes two conffiles, so dpkg must decide about an
+    admin's edits the way apt does non-interactively.
+    """
+    src, repo = WORK / "upgrade-src", WORK / "upgrade-repo"
+    subprocess.run(["rm", "-rf", str(src), str(repo), *map(str, WORK.glob("*.deb"))], check=True)
+    src.mkdir(parents=True)
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=TOP,
+                           capture_output=True, text=True, check=True).stdout
+    subprocess.run(["tar", "-cf", "-", "-T", "-"], cwd=TOP, input=files.encode(),
+                   stdout=open(WORK / "src.tar", "wb"), check=True)
+    subprocess.run(["tar", "-xf", str(WORK / "src.tar"), "-C", str(src)], check=True)
+    new = version() + "+upgradetest1"
+    changelog = src / "debian/changelog"
+    changelog.write_text(
+        f"nova-uwsgi-gateway ({new}) bookworm; urgency=medium\n\n"
+        "  * Upgrade test build: changed comments in two conffiles.\n\n"
+        " -- nova-uwsgi-gateway developers <nova-uwsgi-gateway@packages.invalid>  "
+        "Thu, 26 Nov 2026 03:00:00 +0000\n\n" + changelog.read_text())
+    for conffile in ("nginx/tls.conf", "vassals-available/osapi_compute.ini"):
+        with open(src / "conf/etc/nova-uwsgi-gateway" / conffile, "a") as conf:
+            conf.write(f"# Changed in {new}.\n")
+    subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, check=True,
+                   env=dict(os.environ, PATH=DEBIAN_PATH), stdout=subprocess.DEVNULL)
+    repo.mkdir()
+    for deb in [*WORK.glob("*.deb"), *(TOP / "dist").glob("*.deb")]:
+        subprocess.run(["cp", str(deb), str(repo)], check=True)
+    packages = subprocess.run(["apt-ftparchive", "packages", "."], cwd=repo,
+                              capture_output=True, check=True).stdout
+    (repo / "Packages").write_bytes(packages)
+    return repo, new

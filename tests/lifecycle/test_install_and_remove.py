@@ -1,0 +1,106 @@
+"""Installed next to a running nginx and Debian's nova-api; removed and purged again.
+
+The testbed boots like a sysvinit host (nginx and nova-api start from rc2.d),
+and dpkg's maintainer scripts act for real: nobody restarts anything by hand.
+The tests run in file order.
+"""
+import pytest
+
+PKG = "nova-uwsgi-gateway"
+SYSTEMD_WANTS = "/etc/systemd/system/multi-user.target.wants/nova-api.service"
+# Bookkeeping of dpkg/apt and logs of other daemons: not files of ours.
+NOT_OURS = ("/var/lib/dpkg/", "/var/lib/apt/", "/var/cache/", "/var/log/apt/",
+            "/var/log/dpkg.log", "/var/log/nginx/", "/var/log/nova/", "/var/lib/nova/",
+            "/run/utmp")
+
+BEFORE_INSTALL = set()
+
+
+def nova_api(testbed):
+    """What an operator checks: enabled for sysvinit, for systemd, running, and :8774's answer."""
+    answer = testbed.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8774/",
+                         check=False).stdout
+    return {
+        "sysv-enabled": testbed.run("ls /etc/rc2.d/S*nova-api", check=False).returncode == 0,
+        "systemd-enabled": testbed.path(SYSTEMD_WANTS).is_symlink(),
+        # Not `/etc/init.d/nova-api status`: it also counts nova-api-metadata's uwsgi.
+        # ([-] keeps pgrep from matching the shell that runs it.)
+        "running": testbed.run("pgrep -f '[-]-ini /etc/nova/nova-api-uwsgi.ini'",
+                               check=False).returncode == 0,
+        "plain-http-8774": answer,
+    }
+
+
+def file_list(testbed):
+    out = testbed.run("find / \\( -path /proc -o -path /sys -o -path /dev -o -path /srv/dist "
+                      "-o -path /tmp \\) -prune -o -print").stdout
+    return {path for path in out.splitlines() if not path.startswith(NOT_OURS)}
+
+
+def https_get(testbed, path="/"):
+    """GET over TLS, verified against the snakeoil certificate the site ships with."""
+    name = testbed.run("openssl x509 -noout -subject -nameopt multiline "
+                       "-in /etc/ssl/certs/ssl-cert-snakeoil.pem | sed -n 's/ *commonName *= //p'"
+                       ).stdout.strip()
+    return testbed.run(f"curl -sS --max-time 30 --cacert /etc/ssl/certs/ssl-cert-snakeoil.pem "
+                       f"--resolve {name}:8774:127.0.0.1 -w '\\n%{{http_code}}' "
+                       f"https://{name}:8774{path}", check=False)
+
+
+def nginx_master(testbed):
+    return testbed.run("cat /run/nginx.pid").stdout.strip()
+
+
+def test_before_install_nginx_and_nova_api_run_and_nova_api_holds_8774(testbed):
+    assert nova_api(testbed) == {"sysv-enabled": True, "systemd-enabled": True,
+                                 "running": True, "plain-http-8774": "200"}
+    assert testbed.run("/etc/init.d/nginx status", check=False).returncode == 0
+    BEFORE_INSTALL.update(file_list(testbed))
+
+
+def test_install_stops_and_disables_nova_api_and_serves_8774_over_tls(testbed):
+    master = nginx_master(testbed)
+
+    out = testbed.apt(f"install {PKG}").stdout
+
+    assert "stopping and disabling nova-api" in out
+    assert nova_api(testbed) == {"sysv-enabled": False, "systemd-enabled": False,
+                                 "running": False, "plain-http-8774": "400"}, \
+        "nova-api still enabled, running, or answering plain HTTP on 8774"
+    testbed.wait_until("test -S /run/nova-uwsgi-gateway/osapi_compute.sock", "the vassal's socket")
+    served = https_get(testbed)
+    assert served.stdout.endswith("\n200"), served.stdout + served.stderr + testbed.logs()
+    assert '"id": "v2.1"' in served.stdout
+    assert nginx_master(testbed) == master, "nginx was restarted, not reloaded"
+
+
+def test_remove_enables_and_starts_nova_api_again(testbed):
+    out = testbed.apt(f"remove {PKG}").stdout
+
+    assert "enabling and starting nova-api again" in out
+    assert nova_api(testbed) == {"sysv-enabled": True, "systemd-enabled": True,
+                                 "running": True, "plain-http-8774": "200"}
+    emperor = testbed.run("pgrep -f nova-uwsgi-gateway/[e]mperor.ini", check=False)
+    assert emperor.returncode == 1, f"emperor still running: {emperor.stdout}"
+
+
+def test_purge_leaves_no_file_the_package_created(testbed):
+    testbed.apt(f"purge {PKG}")
+
+    after = file_list(testbed)
+    assert sorted(after - BEFORE_INSTALL) == [], "left behind after purge"
+    assert sorted(BEFORE_INSTALL - after) == [], "gone after purge"
+
+
+def test_an_admin_who_disabled_nova_api_keeps_it_disabled_after_remove(testbed):
+    testbed.run("invoke-rc.d nova-api stop; update-rc.d nova-api disable; "
+                "systemctl disable nova-api.service")
+    disabled = {"sysv-enabled": False, "systemd-enabled": False, "running": False}
+
+    out = testbed.apt(f"install {PKG}").stdout
+    assert "nova-api" not in out
+    testbed.apt(f"remove {PKG}")
+
+    state = nova_api(testbed)
+    assert state.pop("plain-http-8774") != "200"
+    assert state == disabled
