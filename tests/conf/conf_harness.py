@@ -264,11 +264,12 @@ class Vassal:
         self.path.write_text(self.path.read_text() + f"{key} = {value}\n")
 
     def for_test(self, root, wsgi_file):
-        """The overrides every test needs: its own app, socket and chdir;
+        """The overrides every test needs: its own app, socket, fifo and chdir;
         unprivileged workers; the socket's owner only if it can exist here."""
         self.override("wsgi-file", wsgi_file)
         self.override("chdir", root)
         self.override("socket", socket_dir(root) / "osapi_compute.sock")
+        self.override("master-fifo", socket_dir(root) / f"{self.path.stem}.fifo")
         if IS_ROOT:
             self.override("uid", VASSAL_USER)
             self.override("gid", "nogroup")

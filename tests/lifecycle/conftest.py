@@ -1,6 +1,6 @@
 import pytest
 
-from lifecycle_testbed import TOP, Testbed
+from lifecycle_testbed import TOP, booted_testbed
 
 
 @pytest.fixture(scope="module")
@@ -8,9 +8,5 @@ def testbed(request):
     """A booted testbed of its own for each test module, with dist/ as its apt repository."""
     if not list((TOP / "dist").glob("*.deb")):
         pytest.fail("no .deb in dist/: run `make dist` first")
-    bed = Testbed(request.module.__name__, TOP / "dist").start()
-    try:
-        bed.boot()
+    with booted_testbed(request.module.__name__, TOP / "dist") as bed:
         yield bed
-    finally:
-        bed.stop()

@@ -10,7 +10,9 @@ host, and killing its PID 1 ends every process it started.
 It holds real nova (sqlite, noauth2), nginx, uWSGI and nova-api, and sees the
 packages from dist/ (or another apt repository) at /srv/dist.
 """
+import contextlib
 import hashlib
+import json
 import os
 import pathlib
 import shlex
@@ -210,6 +212,49 @@ class Testbed:
     def logs(self):
         return self.run("tail -n 30 /var/log/nova-uwsgi-gateway/*.log "
                         "/var/log/nginx/error.log /var/log/nova/*.log", check=False).stdout
+
+
+@contextlib.contextmanager
+def booted_testbed(name, repo):
+    """A testbed that has booted (nginx, nova-api running), removed afterwards."""
+    bed = Testbed(name, repo).start()
+    try:
+        bed.boot()
+        yield bed
+    finally:
+        bed.stop()
+
+
+class Load:
+    """tests/lifecycle/load.py running inside a testbed while the block runs.
+
+    Afterwards ``ok`` holds the time of every 200 and ``failed`` [time, what]
+    of every other outcome, as the clients saw it.
+    """
+
+    def __init__(self, testbed, url="https://127.0.0.1:8774/", connections=4):
+        self.testbed, self.url, self.connections = testbed, url, connections
+        self.stopfile = "/var/tmp/stop-load"
+        self.output = WORK / f"{testbed.root.name}-load.json"
+
+    def __enter__(self):
+        self.testbed.path("/usr/local/lib/load.py").write_bytes((HERE / "load.py").read_bytes())
+        self.testbed.path(self.stopfile).unlink(missing_ok=True)
+        self.file = open(self.output, "w")
+        self.proc = self.testbed.popen(f"exec python3 /usr/local/lib/load.py {self.url} {CA} "
+                                       f"{self.connections} {self.stopfile}", self.file)
+        time.sleep(2)  # let the clients get going before the action starts
+        assert self.proc.poll() is None, self.output.read_text()
+        return self
+
+    def __exit__(self, *exc):
+        self.testbed.path(self.stopfile).touch()
+        self.proc.wait(timeout=60)
+        self.file.close()
+        text = self.output.read_text()
+        result = json.loads(text[text.index("{"):])
+        self.ok, self.failed = result["ok"], result["failed"]
+        print(f"load: {len(self.ok)} answered 200, {len(self.failed)} failed: {self.failed[:10]}")
 
 
 def version(changelog=TOP / "debian/changelog"):

@@ -1,0 +1,86 @@
+"""Upgraded under load on a host an admin has customised.
+
+dist/'s version is installed, the admin edits two conffiles and disables the
+ooi add-on's links; then both packages are upgraded to a newer build of this
+tree (which changes those two conffiles) while clients keep calling :8774.
+The tests run in file order.
+"""
+import time
+
+import pytest
+
+from lifecycle_testbed import CA, CERT, KEY, Load, booted_testbed, upgrade_repository, version
+
+OLD = version()
+TLS_CONF = "/etc/nova-uwsgi-gateway/nginx/tls.conf"
+VASSAL = "/etc/nova-uwsgi-gateway/vassals-available/osapi_compute.ini"
+OOI_LINKS = ("/etc/nova-uwsgi-gateway/vassals-enabled/ooi_api.ini",
+             "/etc/nginx/sites-enabled/ooi-uwsgi-gateway.conf")
+UPGRADE = {}
+
+
+@pytest.fixture(scope="module")
+def testbed():
+    repo, UPGRADE["version"] = upgrade_repository()
+    with booted_testbed("test_upgrade", repo) as bed:
+        yield bed
+
+
+def workers(testbed):
+    """PIDs of the nova vassal's workers (children of its master)."""
+    out = testbed.run("pgrep -f '[-]-ini osapi_compute.ini'").stdout.split()
+    master = min(map(int, out))
+    return {pid for pid in map(int, out) if pid != master}
+
+
+def ready_workers(testbed, count, old=frozenset()):
+    """Wait until the vassal has ``count`` workers, none of ``old``, each with nova loaded."""
+    def settled():
+        pids = workers(testbed)
+        log = testbed.run("cat /var/log/nova-uwsgi-gateway/emperor.log").stdout
+        return len(pids) == count and not pids & old and \
+            all(f"(default app)" in log and f" pid: {pid} (default app)" in log for pid in pids)
+    deadline = time.monotonic() + 120
+    while not settled():
+        assert time.monotonic() < deadline, "the vassal's workers did not settle\n" + \
+            testbed.run("grep -v ' INFO \\| WARNING ' /var/log/nova-uwsgi-gateway/emperor.log"
+                        " | tail -n 40").stdout
+        time.sleep(0.5)
+    return workers(testbed)
+
+
+def installed_version(testbed, package):
+    return testbed.run(f"dpkg-query -W -f='${{Version}}' {package}").stdout
+
+
+def test_the_old_version_serves_with_the_admins_certificate_and_ooi_disabled(testbed):
+    testbed.apt(f"install nova-uwsgi-gateway={OLD} ooi-uwsgi-gateway={OLD}")
+    testbed.run(f"sed -i 's|/etc/ssl/certs/ssl-cert-snakeoil.pem|{CERT}|; "
+                f"s|/etc/ssl/private/ssl-cert-snakeoil.key|{KEY}|' {TLS_CONF}")
+    testbed.run(f"sed -i 's/^processes = 2$/processes = 3/' {VASSAL}")
+    testbed.run("rm " + " ".join(OOI_LINKS) + " && invoke-rc.d nginx reload")
+
+    testbed.wait_until(f"curl -sfS --cacert {CA} https://127.0.0.1:8774/", "the admin's certificate")
+    ready_workers(testbed, 3)
+
+
+def test_upgrade_under_load_fails_no_request_and_keeps_every_admin_choice(testbed):
+    before = ready_workers(testbed, 3)
+
+    with Load(testbed) as load:
+        out = testbed.apt("install nova-uwsgi-gateway ooi-uwsgi-gateway").stdout
+        # The vassal runs the new code once its workers are replaced (after dpkg returns).
+        ready_workers(testbed, 3, old=before)
+
+    new = UPGRADE["version"]
+    assert installed_version(testbed, "nova-uwsgi-gateway") == new
+    assert installed_version(testbed, "ooi-uwsgi-gateway") == new
+    assert load.failed == [], "requests failed during the upgrade"
+    assert load.ok, "no request was answered during the upgrade"
+    # dpkg kept the admin's conffiles and put the new ones beside them.
+    assert CERT in testbed.path(TLS_CONF).read_text()
+    assert "processes = 3" in testbed.path(VASSAL).read_text()
+    for conffile in (TLS_CONF, VASSAL):
+        assert testbed.path(conffile + ".dpkg-dist").exists(), out
+    for link in OOI_LINKS:
+        assert not testbed.path(link).is_symlink(), f"{link} came back"
