@@ -181,6 +181,9 @@ class Testbed:
         subprocess.run(self.command("cat > /run/utmp"), input=utmp_runlevel("2"), check=True)
         self.run("for script in /etc/rc2.d/S*; do [ -x \"$script\" ] && \"$script\" start; "
                  "done; runlevel")
+        # Booted: whatever holds 8774 (nova-api, or the gateway) answers.
+        self.wait_until("curl -s -o /dev/null http://127.0.0.1:8774/ || "
+                        "curl -sk -o /dev/null https://127.0.0.1:8774/", "8774 after boot", 120)
 
     def reboot(self):
         """Every process but PID 1 killed, /run a new empty tmpfs, then boot."""
@@ -295,3 +298,22 @@ def upgrade_repository():
                               capture_output=True, check=True).stdout
     (repo / "Packages").write_bytes(packages)
     return repo, new
+
+
+def vassal(testbed, name="osapi_compute"):
+    """(master PID, {worker PIDs}) of a running vassal, or (None, set())."""
+    rows = [line.split(None, 2) for line in
+            testbed.run("ps -eo pid=,ppid=,args=").stdout.splitlines()]
+    mine = {int(pid): int(ppid) for pid, ppid, args in rows if args.endswith(f"--ini {name}.ini")}
+    masters = [pid for pid, ppid in mine.items() if ppid not in mine]
+    assert len(masters) <= 1, f"more than one {name} vassal master: {masters}"
+    if not masters:
+        return None, set()
+    return masters[0], {pid for pid, ppid in mine.items() if ppid == masters[0]}
+
+
+def use_test_certificate(testbed):
+    """The admin's edit of tls.conf: the testbed's certificate for 127.0.0.1."""
+    testbed.run(f"sed -i 's|/etc/ssl/certs/ssl-cert-snakeoil.pem|{CERT}|; "
+                f"s|/etc/ssl/private/ssl-cert-snakeoil.key|{KEY}|' "
+                "/etc/nova-uwsgi-gateway/nginx/tls.conf && invoke-rc.d nginx reload")

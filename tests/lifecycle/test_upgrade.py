@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from lifecycle_testbed import CA, CERT, KEY, Load, booted_testbed, upgrade_repository, version
+from lifecycle_testbed import (CA, CERT, Load, booted_testbed, upgrade_repository,
+                               use_test_certificate, version)
 
 OLD = version()
 TLS_CONF = "/etc/nova-uwsgi-gateway/nginx/tls.conf"
@@ -55,8 +56,7 @@ def installed_version(testbed, package):
 
 def test_the_old_version_serves_with_the_admins_certificate_and_ooi_disabled(testbed):
     testbed.apt(f"install nova-uwsgi-gateway={OLD} ooi-uwsgi-gateway={OLD}")
-    testbed.run(f"sed -i 's|/etc/ssl/certs/ssl-cert-snakeoil.pem|{CERT}|; "
-                f"s|/etc/ssl/private/ssl-cert-snakeoil.key|{KEY}|' {TLS_CONF}")
+    use_test_certificate(testbed)
     testbed.run(f"sed -i 's/^processes = 2$/processes = 3/' {VASSAL}")
     testbed.run("rm " + " ".join(OOI_LINKS) + " && invoke-rc.d nginx reload")
 
