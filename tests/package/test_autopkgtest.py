@@ -55,6 +55,20 @@ while True:
 """
 
 
+def source_tree():
+    """The tracked tree only: autopkgtest copies the tree it is given into the
+    testbed, and cache/ and build/ hold gigabytes of testbeds."""
+    tree = OUTPUT / "src"
+    subprocess.run(["rm", "-rf", str(tree)], check=True)
+    tree.mkdir(parents=True)
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=TOP,
+                           capture_output=True, text=True, check=True).stdout
+    subprocess.run(["tar", "-cf", str(OUTPUT / "src.tar"), "-T", "-"], cwd=TOP,
+                   input=files, text=True, check=True)
+    subprocess.run(["tar", "-xf", str(OUTPUT / "src.tar"), "-C", str(tree)], check=True)
+    return tree
+
+
 def autopkgtests():
     control = (TOP / "debian/tests/control").read_text()
     return re.findall(r"^Tests:\s*(\S+)", control, re.M)
@@ -77,7 +91,7 @@ def test_autopkgtest_passes_every_check_on_a_fresh_testbed(debs, name):
            "/usr/bin/python3", "-c", REAPER,
            "autopkgtest", "--apt-upgrade", f"--env=PATH={DEBIAN_PATH}",
            f"--output-dir={output}", f"--test-name={name}",
-           *map(str, debs.values()), str(TOP),
+           *map(str, debs.values()), str(source_tree()),
            "--", "unshare", "--tarball", str(TARBALL)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     log = proc.stdout + proc.stderr
