@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import pathlib
-import shlex
 import struct
 import subprocess
 import tempfile
@@ -191,19 +190,6 @@ class Testbed:
                  "mount -t tmpfs -o mode=0755 tmpfs /run")
         self.boot()
 
-    def processes(self):
-        """[pid, ppid, user, args] of every process inside."""
-        out = self.run("ps -eo pid=,ppid=,user=,args=").stdout
-        return [line.split(None, 3) for line in out.splitlines()]
-
-    def curl(self, path, port=8774, extra=""):
-        """(status, body) of an HTTPS request from inside, verified against the test CA."""
-        proc = self.run(f"curl -sS --max-time 30 --cacert {CA} -o /tmp/body "
-                        f"-w '%{{http_code}}' {extra} https://127.0.0.1:{port}{shlex.quote(path)}"
-                        f"; echo; cat /tmp/body", check=False)
-        status, _, body = proc.stdout.partition("\n")
-        return int(status or 0), body
-
     def wait_until(self, script, what, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -310,6 +296,13 @@ def vassal(testbed, name="osapi_compute"):
     if not masters:
         return None, set()
     return masters[0], {pid for pid, ppid in mine.items() if ppid == masters[0]}
+
+
+def nova_api_running(testbed):
+    """Debian's nova-api (uWSGI on :8774) runs. Not its `status`: that also counts
+    nova-api-metadata's uwsgi. ([-] keeps pgrep from matching the shell running it.)"""
+    return testbed.run("pgrep -f '[-]-ini /etc/nova/nova-api-uwsgi.ini'",
+                       check=False).returncode == 0
 
 
 def use_test_certificate(testbed):

@@ -4,7 +4,7 @@ The testbed boots like a sysvinit host (nginx and nova-api start from rc2.d),
 and dpkg's maintainer scripts act for real: nobody restarts anything by hand.
 The tests run in file order.
 """
-import pytest
+from lifecycle_testbed import nova_api_running
 
 PKG = "nova-uwsgi-gateway"
 SYSTEMD_WANTS = "/etc/systemd/system/multi-user.target.wants/nova-api.service"
@@ -23,10 +23,7 @@ def nova_api(testbed):
     return {
         "sysv-enabled": testbed.run("ls /etc/rc2.d/S*nova-api", check=False).returncode == 0,
         "systemd-enabled": testbed.path(SYSTEMD_WANTS).is_symlink(),
-        # Not `/etc/init.d/nova-api status`: it also counts nova-api-metadata's uwsgi.
-        # ([-] keeps pgrep from matching the shell that runs it.)
-        "running": testbed.run("pgrep -f '[-]-ini /etc/nova/nova-api-uwsgi.ini'",
-                               check=False).returncode == 0,
+        "running": nova_api_running(testbed),
         "plain-http-8774": answer,
     }
 

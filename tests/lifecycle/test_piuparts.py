@@ -21,13 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from debian.deb822 import Deb822
 
-from lifecycle_testbed import TOP, upgrade_repository
+from lifecycle_testbed import CACHE, DEBIAN_PATH, MAX_AGE, TOP, upgrade_repository
 
 DIST = TOP / "dist"
-CACHE = TOP / "cache"
 OUT = TOP / "build" / "piuparts"
-DEBIAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-MAX_AGE = 7 * 24 * 3600  # a week-old base misses too many updates
 DISTRO = "bookworm"
 # piuparts runs dpkg under eatmydata if the chroot has it: no fsync, faster.
 TOOLS = ["eatmydata"]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lifecycle_testbed import CA, Load, use_test_certificate, vassal
+from lifecycle_testbed import CA, Load, nova_api_running, use_test_certificate, vassal
 
 SOCKET_DIR = "/run/nova-uwsgi-gateway"
 RECOVERY = 3  # seconds: the issue's promise for a killed worker or vassal master
@@ -24,8 +24,8 @@ def serving(testbed, timeout=60):
     """Wait until :8774 answers 200 over verified TLS and both workers have nova loaded."""
     testbed.wait_until(f"curl -sfS -o /dev/null --cacert {CA} https://127.0.0.1:8774/",
                        "the gateway to answer on 8774", timeout)
-    testbed.wait_until(f"test $(grep -c 'ready in .* (default app)' "
-                       f"/var/log/nova-uwsgi-gateway/emperor.log) -ge 2", "nova in both workers")
+    testbed.wait_until("test $(grep -c 'ready in .* (default app)' "
+                       "/var/log/nova-uwsgi-gateway/emperor.log) -ge 2", "nova in both workers")
 
 
 def check_recovered(load, killed_at, in_flight):
@@ -46,8 +46,7 @@ def test_after_a_reboot_the_socket_dir_is_recreated_and_8774_answers(testbed):
     serving(testbed)
     sock = testbed.run(f"stat -c '%U:%G %a' {SOCKET_DIR}/osapi_compute.sock").stdout.strip()
     assert sock == "nova:www-data 660"
-    assert testbed.run("pgrep -f '[-]-ini /etc/nova/nova-api-uwsgi.ini'",
-                       check=False).returncode == 1, "nova-api came back at boot"
+    assert not nova_api_running(testbed), "nova-api came back at boot"
 
 
 def test_a_worker_killed_under_load_is_replaced_and_only_its_request_fails(testbed):

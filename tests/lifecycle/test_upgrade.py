@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lifecycle_testbed import (CA, CERT, Load, booted_testbed, upgrade_repository,
-                               use_test_certificate, version)
+                               use_test_certificate, vassal, version)
 
 OLD = version()
 TLS_CONF = "/etc/nova-uwsgi-gateway/nginx/tls.conf"
@@ -27,27 +27,20 @@ def testbed():
         yield bed
 
 
-def workers(testbed):
-    """PIDs of the nova vassal's workers (children of its master)."""
-    out = testbed.run("pgrep -f '[-]-ini osapi_compute.ini'").stdout.split()
-    master = min(map(int, out))
-    return {pid for pid in map(int, out) if pid != master}
-
-
 def ready_workers(testbed, count, old=frozenset()):
     """Wait until the vassal has ``count`` workers, none of ``old``, each with nova loaded."""
     def settled():
-        pids = workers(testbed)
+        pids = vassal(testbed)[1]
         log = testbed.run("cat /var/log/nova-uwsgi-gateway/emperor.log").stdout
         return len(pids) == count and not pids & old and \
-            all(f"(default app)" in log and f" pid: {pid} (default app)" in log for pid in pids)
+            all(f" pid: {pid} (default app)" in log for pid in pids)
     deadline = time.monotonic() + 120
     while not settled():
         assert time.monotonic() < deadline, "the vassal's workers did not settle\n" + \
             testbed.run("grep -v ' INFO \\| WARNING ' /var/log/nova-uwsgi-gateway/emperor.log"
                         " | tail -n 40").stdout
         time.sleep(0.5)
-    return workers(testbed)
+    return vassal(testbed)[1]
 
 
 def installed_version(testbed, package):
