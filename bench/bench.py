@@ -167,7 +167,9 @@ class Stack:
     def start_gateway(self):
         # What the init script does, without --daemonize (the process tree stays ours).
         sh("install -d -o nova -g www-data -m 0750 /run/nova-uwsgi-gateway")
-        self.spawn(["uwsgi-core", "--ini", "/etc/nova-uwsgi-gateway/emperor.ini"],
+        sh("install -d -o root -g nova -m 0750 /run/nova-uwsgi-gateway/pool")
+        self.spawn(["uwsgi-core", "--ini", "/usr/share/nova-uwsgi-gateway/emperor-pool.ini",
+                    "--ini", "/etc/nova-uwsgi-gateway/emperor.ini"],
                    "nova-uwsgi-gateway/emperor.log")
         sh(["nginx", "-t", "-q"])
         self.spawn(["nginx", "-g", "daemon off;"], "nginx/stderr.log")
