@@ -251,39 +251,66 @@ def version(changelog=TOP / "debian/changelog"):
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
+def build_debs(name, ref=None, edit=lambda src: None):
+    """The binary packages of this tree's tracked files (or of git ref), after
+    edit(source dir), built in WORK/name-src; returns their paths."""
+    src, out = WORK / f"{name}-src", WORK / f"{name}-debs"
+    subprocess.run(["rm", "-rf", str(src), str(out), *map(str, WORK.glob("*.deb"))], check=True)
+    src.mkdir(parents=True)
+    if ref is None:
+        files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=TOP,
+                               capture_output=True, text=True, check=True).stdout
+        tar = subprocess.run(["tar", "-cf", "-", "-T", "-"], cwd=TOP, input=files.encode(),
+                             capture_output=True, check=True).stdout
+    else:
+        tar = subprocess.run(["git", "archive", ref], cwd=TOP,
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-xf", "-", "-C", str(src)], input=tar, check=True)
+    edit(src)
+    subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, check=True,
+                   env=dict(os.environ, PATH=DEBIAN_PATH), stdout=subprocess.DEVNULL)
+    out.mkdir()
+    debs = list(WORK.glob("*.deb"))
+    for deb in debs:
+        deb.rename(out / deb.name)
+    for leftover in WORK.glob("*.buildinfo"), WORK.glob("*.changes"):
+        for path in leftover:
+            path.unlink()
+    return sorted(out.glob("*.deb"))
+
+
+def repository(name, debs):
+    """An apt repository in WORK/name with debs and dist/'s packages."""
+    repo = WORK / name
+    subprocess.run(["rm", "-rf", str(repo)], check=True)
+    repo.mkdir(parents=True)
+    for deb in [*debs, *(TOP / "dist").glob("*.deb")]:
+        subprocess.run(["cp", str(deb), str(repo)], check=True)
+    packages = subprocess.run(["apt-ftparchive", "packages", "."], cwd=repo,
+                              capture_output=True, check=True).stdout
+    (repo / "Packages").write_bytes(packages)
+    return repo
+
+
 def upgrade_repository():
     """An apt repository with dist/'s packages and a newer version built from this tree.
 
     The newer version changes two conffiles, so dpkg must decide about an
     admin's edits the way apt does non-interactively.
     """
-    src, repo = WORK / "upgrade-src", WORK / "upgrade-repo"
-    subprocess.run(["rm", "-rf", str(src), str(repo), *map(str, WORK.glob("*.deb"))], check=True)
-    src.mkdir(parents=True)
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=TOP,
-                           capture_output=True, text=True, check=True).stdout
-    subprocess.run(["tar", "-cf", "-", "-T", "-"], cwd=TOP, input=files.encode(),
-                   stdout=open(WORK / "src.tar", "wb"), check=True)
-    subprocess.run(["tar", "-xf", str(WORK / "src.tar"), "-C", str(src)], check=True)
     new = version() + "+upgradetest1"
-    changelog = src / "debian/changelog"
-    changelog.write_text(
-        f"nova-uwsgi-gateway ({new}) bookworm; urgency=medium\n\n"
-        "  * Upgrade test build: changed comments in two conffiles.\n\n"
-        " -- nova-uwsgi-gateway developers <nova-uwsgi-gateway@packages.invalid>  "
-        "Thu, 26 Nov 2026 03:00:00 +0000\n\n" + changelog.read_text())
-    for conffile in ("nginx/tls.conf", "vassals-available/osapi_compute.ini"):
-        with open(src / "conf/etc/nova-uwsgi-gateway" / conffile, "a") as conf:
-            conf.write(f"# Changed in {new}.\n")
-    subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, check=True,
-                   env=dict(os.environ, PATH=DEBIAN_PATH), stdout=subprocess.DEVNULL)
-    repo.mkdir()
-    for deb in [*WORK.glob("*.deb"), *(TOP / "dist").glob("*.deb")]:
-        subprocess.run(["cp", str(deb), str(repo)], check=True)
-    packages = subprocess.run(["apt-ftparchive", "packages", "."], cwd=repo,
-                              capture_output=True, check=True).stdout
-    (repo / "Packages").write_bytes(packages)
-    return repo, new
+
+    def edit(src):
+        changelog = src / "debian/changelog"
+        changelog.write_text(
+            f"nova-uwsgi-gateway ({new}) bookworm; urgency=medium\n\n"
+            "  * Upgrade test build: changed comments in two conffiles.\n\n"
+            " -- nova-uwsgi-gateway developers <nova-uwsgi-gateway@packages.invalid>  "
+            "Thu, 26 Nov 2026 03:00:00 +0000\n\n" + changelog.read_text())
+        for conffile in ("nginx/tls.conf", "vassals-available/osapi_compute.ini"):
+            with open(src / "conf/etc/nova-uwsgi-gateway" / conffile, "a") as conf:
+                conf.write(f"# Changed in {new}.\n")
+    return repository("upgrade-repo", build_debs("upgrade", edit=edit)), new
 
 
 def vassal(testbed, name="osapi_compute"):
