@@ -3,7 +3,7 @@ from setuptools import setup
 
 setup(
     name="nova-uwsgi-gateway",
-    version="0.1.0",
+    version="0.2.0",
     description="Serve nova's API from a uWSGI vassal behind nginx",
     license="Apache-2.0",
     packages=["nova_uwsgi_gateway"],

@@ -5,6 +5,7 @@ nginx, real clients (curl, the openstack CLI), TLS verified against a CA made
 here. The tests run in file order: install, serve, remove, purge.
 """
 import glob
+import grp
 import json
 import os
 import pwd
@@ -17,12 +18,16 @@ import urllib.request
 
 import pytest
 
-from testbed import (CA, TLS_CONF, AdminEdit, apt, processes, run, start_gateway,
-                     throwaway_nova, use_certificate, wait_until)
+from testbed import (CA, TLS_CONF, AdminEdit, apt, emperor_processes, processes, run,
+                     start_gateway, throwaway_nova, use_certificate, vassal_masters,
+                     wait_until)
 
 PKG = "nova-uwsgi-gateway"
 BASE = "https://127.0.0.1:8774"
-SOCKET = "/run/nova-uwsgi-gateway/osapi_compute.sock"
+SOCKET_DIR = "/run/nova-uwsgi-gateway"
+SOCKET = f"{SOCKET_DIR}/osapi_compute.sock"
+POOL = f"{SOCKET_DIR}/pool"
+POOL_SERVER = f"{POOL}/osapi_compute"   # hands SOCKET to the vassal
 SITE = "/etc/nova-uwsgi-gateway/nginx/nova-api.conf"
 SITE_LINK = "/etc/nginx/sites-enabled/nova-uwsgi-gateway.conf"
 VASSAL_LINK = "/etc/nova-uwsgi-gateway/vassals-enabled/osapi_compute.ini"
@@ -110,11 +115,10 @@ def test_openstack_cli_creates_lists_and_deletes_a_flavor(gateway):
 
 
 def test_vassal_master_and_workers_run_as_nova_under_a_root_emperor(gateway):
-    pid = int(open("/run/nova-uwsgi-gateway.pid").read())
     table = processes()
-    emperor = [p for p in table if p[0] == str(pid)]
-    assert emperor and emperor[0][2] == "root"
-    vassal = [p for p in table if p[1] == str(pid) and "osapi_compute.ini" in p[3]]
+    emperor = emperor_processes(table)   # master, emperor, socket pool
+    assert len(emperor) == 3 and {p[2] for p in emperor} == {"root"}, emperor
+    vassal = [p for p in table if p[0] in vassal_masters("osapi_compute.ini", table)]
     assert len(vassal) == 1, vassal
     workers = [p for p in table if p[1] == vassal[0][0]]
     print("vassal:", vassal, "workers:", workers)
@@ -122,22 +126,30 @@ def test_vassal_master_and_workers_run_as_nova_under_a_root_emperor(gateway):
     assert {p[2] for p in vassal + workers} == {"nova"}
 
 
-def connect_as(user):
-    """Exit status of a connect() to the vassal socket made as ``user``."""
+def connect_as(user, path=SOCKET):
+    """Exit status of a connect() to a socket of the gateway made as ``user``."""
     code = ("import socket; s = socket.socket(socket.AF_UNIX); "
-            f"s.connect({SOCKET!r})")
+            f"s.connect({path!r})")
     return run("runuser", "-u", user, "--", "python3", "-c", code,
                check=False).returncode
 
 
-def test_socket_is_0660_group_www_data_and_only_nginx_user_can_connect(gateway):
-    st = os.stat(SOCKET)
-    assert stat.S_ISSOCK(st.st_mode)
-    assert stat.S_IMODE(st.st_mode) == 0o660
-    assert pwd.getpwuid(st.st_uid).pw_name == "nova"
-    assert st.st_gid == pwd.getpwnam("www-data").pw_gid
+def owner_and_mode(path):
+    st = os.stat(path)
+    return (pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name,
+            stat.S_IMODE(st.st_mode))
+
+
+def test_only_nginx_user_can_reach_the_socket_and_only_nova_the_pool(gateway):
+    # The emperor binds both as root, 0666; the directories decide.
+    assert owner_and_mode(SOCKET_DIR) == ("nova", "www-data", 0o750)
+    assert owner_and_mode(POOL) == ("root", "nova", 0o750)
+    assert stat.S_ISSOCK(os.stat(SOCKET).st_mode)
     assert connect_as("www-data") == 0
     assert connect_as("nobody") != 0
+    assert connect_as("nova", POOL_SERVER) == 0
+    assert connect_as("www-data", POOL_SERVER) != 0
+    assert connect_as("nobody", POOL_SERVER) != 0
 
 
 def test_tls_below_1_2_is_refused(gateway):
@@ -215,6 +227,19 @@ def test_a_listen_port_taken_by_another_program_is_named(gateway):
         squatter.wait()
     run("/etc/init.d/nginx", "reload")
     wait_until(lambda: get("/")[0] == 200, "nginx to serve 8774 after the admin's fix")
+
+
+def test_a_vassal_whose_zerg_server_is_in_no_pool_is_named(gateway):
+    vassal = os.path.realpath(VASSAL_LINK)
+    with AdminEdit(vassal, "zerg = /run/nova-uwsgi-gateway/pool/osapi_compute",
+                   "zerg = /run/nova-uwsgi-gateway/pool/nowhere"):
+        check = run("/usr/share/nova-uwsgi-gateway/check-config", check=False)
+        assert check.returncode == 1
+        assert VASSAL_LINK in check.stderr
+        assert "zerg server /run/nova-uwsgi-gateway/pool/nowhere" in check.stderr
+    assert run("/usr/share/nova-uwsgi-gateway/check-config").returncode == 0
+    # The emperor restarts the vassal with its file put back.
+    wait_until(lambda: get("/")[0] == 200, "the vassal to serve again", timeout=90)
 
 
 def test_remove_stops_serving_8774_and_gives_nova_api_back(gateway):

@@ -72,6 +72,21 @@ def processes():
     return [line.split(None, 3) for line in out.splitlines()]
 
 
+def emperor_processes(table=None):
+    """The rows of the gateway's master (its pidfile) and of its children, the
+    emperor and the socket pool; the vassals are the emperor's children."""
+    table = table if table is not None else processes()
+    master = open("/run/nova-uwsgi-gateway.pid").read().strip()
+    return [p for p in table if master in (p[0], p[1])]
+
+
+def vassal_masters(ini, table=None):
+    """PIDs of the emperor's children running the vassal ``ini``."""
+    table = table if table is not None else processes()
+    emperor = {p[0] for p in emperor_processes(table)}
+    return [p[0] for p in table if p[1] in emperor and ini in p[3]]
+
+
 class AdminEdit:
     """Change a conffile the way an admin would, and put it back afterwards."""
 

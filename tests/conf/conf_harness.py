@@ -17,6 +17,8 @@ import time
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 CONF_SRC = TOP / "conf" / "etc" / "nova-uwsgi-gateway"
+POOL_SRC = TOP / "share" / "emperor-pool.ini"
+INSTALLED_RUN = "/run/nova-uwsgi-gateway"
 SHIM = TOP / "nova_uwsgi_gateway" / "wsgi.py"
 INSTALLED_ETC = "/etc/nova-uwsgi-gateway"
 SNAKEOIL_CERT = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
@@ -232,6 +234,21 @@ def socket_dir(root):
     return run
 
 
+def pool_ini(root):
+    """share/emperor-pool.ini copied to root, its sockets in socket_dir(root)
+    and its zerg servers in a pool/ made like the package makes it (0750,
+    group of the test vassal's user): the emperor (root) binds them all."""
+    run = socket_dir(root)
+    pool = run / "pool"
+    pool.mkdir()
+    if IS_ROOT:
+        shutil.chown(pool, "root", "nogroup")
+    pool.chmod(0o750)
+    path = root / "emperor-pool.ini"
+    path.write_text(POOL_SRC.read_text().replace(INSTALLED_RUN, str(run)))
+    return path
+
+
 class Vassal:
     """A copy of a vassal ini with some options rewritten, run by uwsgi-core."""
 
@@ -263,28 +280,29 @@ class Vassal:
     def add(self, key, value):
         self.path.write_text(self.path.read_text() + f"{key} = {value}\n")
 
-    def for_test(self, root, wsgi_file):
-        """The overrides every test needs: its own app, socket, fifo and chdir;
-        unprivileged workers; the socket's owner only if it can exist here."""
+    def for_test(self, root, wsgi_file, pool=False):
+        """The overrides every test needs: its own app, fifo and chdir;
+        unprivileged workers. Its socket from the test's emperor pool
+        (pool_ini) if pool, else a socket of its own, as without an emperor."""
         self.override("wsgi-file", wsgi_file)
         self.override("chdir", root)
-        self.override("socket", socket_dir(root) / "osapi_compute.sock")
-        self.override("master-fifo", socket_dir(root) / f"{self.path.stem}.fifo")
+        run = socket_dir(root)
+        self.socket = run / "osapi_compute.sock"
+        if pool:
+            self.override("zerg", run / "pool" / "osapi_compute")
+        else:
+            self.override("zerg")
+            self.add("socket", self.socket)
+            # socket_dir decides who may connect, as for the pool's sockets.
+            self.add("chmod-socket", "666")
+        self.override("master-fifo", run / f"{self.path.stem}.fifo")
         if IS_ROOT:
             self.override("uid", VASSAL_USER)
             self.override("gid", "nogroup")
-            if not (user_exists("nova") and group_exists("www-data")):
-                self.override("chown-socket", "root:www-data"
-                              if group_exists("www-data") else None)
         else:
             self.override("uid")
             self.override("gid")
-            self.override("chown-socket")
         return self
-
-    @property
-    def socket(self):
-        return pathlib.Path(self.option("socket"))
 
     def start(self, **env):
         out = open(self.log, "ab")

@@ -1,7 +1,11 @@
-"""The gateway's emperor.ini, run by the real uwsgi-core, watching a copy of
-vassals-enabled/ with the shipped vassal ini (socket, uid/gid, chdir and
-wsgi-file pointed at the test's) linked into it as postinst would."""
+"""The gateway's emperor (share/emperor-pool.ini, then emperor.ini), run by the
+real uwsgi-core, watching a copy of vassals-enabled/ with the shipped vassal ini
+(pool, uid/gid, chdir and wsgi-file pointed at the test's) linked into it as
+postinst would."""
+import errno
+import os
 import re
+import socket
 import shutil
 import signal
 import subprocess
@@ -12,8 +16,8 @@ import types
 import pytest
 
 from conf_harness import (
-    UWSGI, Vassal, clean_env, copy_conf, public_tmpdir, stop, uwsgi_request,
-    wait_for, write_echo_app)
+    UWSGI, Vassal, clean_env, copy_conf, pool_ini, public_tmpdir, stop,
+    uwsgi_request, wait_for, write_echo_app)
 
 SCAN = 3 + 2  # uWSGI's default emperor-freq (3 s), and room to act on it
 
@@ -35,31 +39,40 @@ def emperor():
         enabled = etc / "vassals-enabled"   # made by the package (.dirs)
         enabled.mkdir()
         available = etc / "vassals-available" / "osapi_compute.ini"
-        vassal = Vassal(available, available).for_test(root, write_echo_app(root))
+        vassal = Vassal(available, available).for_test(
+            root, write_echo_app(root), pool=True)
         log = root / "emperor.log"
         with open(log, "ab") as out:
-            proc = subprocess.Popen([UWSGI, "--ini", str(etc / "emperor.ini")],
+            proc = subprocess.Popen([UWSGI, "--ini", str(pool_ini(root)),
+                                     "--ini", str(etc / "emperor.ini")],
                                     stdout=out, stderr=out, env=clean_env())
         em = types.SimpleNamespace(
             root=root, proc=proc, enabled=enabled, vassal=vassal,
             link=enabled / "osapi_compute.ini",
             log=lambda: log.read_text(errors="replace"))
 
+        def vassal_started(times):
+            """The master's pid once the emperor has started the vassal `times`
+            times and both its workers have the app."""
+            wait_for(lambda: proc.poll() is None and em.log().count(
+                "[emperor] vassal osapi_compute.ini is ready to accept requests") >= times,
+                SCAN + 5, "the emperor to start the vassal")
+            wait_for(lambda: em.log().count("WSGI app 0 (mountpoint='') ready") >= 2 * times,
+                     5, "both workers")
+            # The first is the emperor's own master (it holds the sockets).
+            pids = re.findall(r"spawned uWSGI master process \(pid: (\d+)\)", em.log())
+            assert len(pids) == 1 + times, em.log()
+            return int(pids[-1])
+
         def enable():
             em.link.symlink_to("../vassals-available/osapi_compute.ini")
-            wait_for(lambda: proc.poll() is None and em.log().count(
-                "[emperor] vassal osapi_compute.ini is ready to accept requests") >= 1,
-                SCAN + 5, "the emperor to start the vassal")
-            wait_for(lambda: em.log().count("WSGI app 0 (mountpoint='') ready") >= 2,
-                     5, "both workers")
-            pids = re.findall(r"spawned uWSGI master process \(pid: (\d+)\)", em.log())
-            assert len(pids) == 1, em.log()
-            return int(pids[0])
+            return vassal_started(1)
         em.enable = enable
+        em.vassal_started = vassal_started
         yield em
     finally:
         if proc is not None:
-            # die-on-term: SIGTERM ends the emperor and its vassals.
+            # SIGTERM ends the emperor and its vassals.
             stop(proc, signal.SIGTERM, timeout=40)
         shutil.rmtree(root)
 
@@ -78,8 +91,11 @@ def test_emperor_starts_a_linked_vassal_and_stops_it_when_unlinked(emperor):
     wait_for(lambda: not pid_alive(master), SCAN, "the vassal to stop")
     wait_for(lambda: "[emperor] removed uwsgi instance osapi_compute.ini"
              in emperor.log(), 5, "the emperor to log the removal")
-    assert not emperor.vassal.socket.exists()   # vacuum
     assert emperor.proc.poll() is None          # the emperor stays
+    # ...and keeps the socket for the vassal's return.
+    emperor.link.symlink_to("../vassals-available/osapi_compute.ini")
+    emperor.vassal_started(2)
+    assert uwsgi_request(emperor.vassal.socket)[0] == 200
 
 
 def test_sigterm_stops_the_emperor_and_its_vassals(emperor):
@@ -89,7 +105,23 @@ def test_sigterm_stops_the_emperor_and_its_vassals(emperor):
 
     assert emperor.proc.wait(40) == 0
     assert not pid_alive(master)
-    assert not emperor.vassal.socket.exists()
+    assert connect_error(emperor.vassal.socket) in (errno.ECONNREFUSED, errno.ENOENT)
+
+
+def connect_error(path):
+    with socket.socket(socket.AF_UNIX) as s:
+        return s.connect_ex(str(path))
+
+
+def test_a_killed_vassal_master_is_respawned_and_its_socket_keeps_accepting(emperor):
+    master = emperor.enable()
+
+    os.kill(master, signal.SIGKILL)
+    # Sent while no vassal runs: it waits in the emperor's socket for the new one.
+    status, body = uwsgi_request(emperor.vassal.socket, timeout=SCAN + 15)
+
+    assert status == 200, emperor.log()
+    assert emperor.vassal_started(2) != master
 
 
 def slow_request_during(emperor, action, seconds):

@@ -64,7 +64,8 @@ def test_install_stops_and_disables_nova_api_and_serves_8774_over_tls(testbed):
     assert nova_api(testbed) == {"sysv-enabled": False, "systemd-enabled": False,
                                  "running": False, "plain-http-8774": "400"}, \
         "nova-api still enabled, running, or answering plain HTTP on 8774"
-    testbed.wait_until("test -S /run/nova-uwsgi-gateway/osapi_compute.sock", "the vassal's socket")
+    # The emperor's socket: a request waits in it until the vassal has nova loaded.
+    testbed.wait_until("test -S /run/nova-uwsgi-gateway/osapi_compute.sock", "the socket")
     served = https_get(testbed)
     assert served.stdout.endswith("\n200"), served.stdout + served.stderr + testbed.logs()
     assert '"id": "v2.1"' in served.stdout
