@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import ssl
-import statistics
 import subprocess
 import sys
 import time
@@ -364,21 +363,31 @@ def settle(stack, limit=8.0):
 
 
 # ---------------------------------------------------------------- measuring
-def run_limit():
-    log("limit: nova's app in-process (seeding flavors, then CPU per request)")
-    out = subprocess.run(as_nova(["/usr/bin/python3", os.path.join(HERE, "inproc.py"),
-                                  f"seed={FLAVORS}", "reps=5"]),
-                         capture_output=True, text=True, env={**os.environ,
-                                                              "OS_NOVA_CONFIG_DIR": "/etc/nova"})
-    with open(os.path.join(LOGS, "inproc.log"), "w") as f:
+def run_inproc(name, cmd, args):
+    out = subprocess.run(as_nova(cmd), capture_output=True, text=True,
+                         env={**os.environ, "OS_NOVA_CONFIG_DIR": "/etc/nova",
+                              "INPROC_ARGS": args})
+    with open(os.path.join(LOGS, f"{name}.log"), "w") as f:
         f.write(out.stderr)
-    for line in out.stdout.splitlines():
+    for line in (out.stdout + out.stderr).splitlines():   # uWSGI prints it to its log
         if line.startswith("BENCHJSON "):
             res = json.loads(line[10:])
-            with open(os.path.join(RAW, "limit.json"), "w") as f:
+            with open(os.path.join(RAW, f"{name}.json"), "w") as f:
                 json.dump(res, f, indent=1)
             return res
-    raise SystemExit("inproc failed:\n" + out.stdout[-2000:] + out.stderr[-3000:])
+    raise SystemExit(f"{name} failed:\n" + out.stdout[-2000:] + out.stderr[-3000:])
+
+
+def run_limit():
+    log("limit: nova's app in-process (seeding flavors, then CPU per request)")
+    inproc = os.path.join(HERE, "inproc.py")
+    limit = run_inproc("limit", ["/usr/bin/python3", inproc], f"seed={FLAVORS} reps=5")
+    # The same in the interpreter the gateway's workers run (libpython3.11.so, not the
+    # statically linked /usr/bin/python3): how much of "overhead" is the interpreter build.
+    limit["uwsgi_cpu_ms"] = run_inproc(
+        "limit-uwsgi", ["uwsgi-core", "--plugin", "python3", "--pyrun", inproc],
+        "seed=0 reps=5")["cpu_ms"]
+    return limit
 
 
 def main():

@@ -2,10 +2,13 @@
 
 Loads the app exactly as the gateway's shim does (nova's wsgi_app.init_application),
 optionally seeds flavors through the API, then measures the process CPU time per
-request for each path. Prints one JSON line. Run as the nova user.
+request for each path. Prints one JSON line. Run as the nova user, by /usr/bin/python3
+or by uWSGI's embedded interpreter (`uwsgi-core --plugin python3 --pyrun inproc.py`,
+arguments then in $INPROC_ARGS).
 """
 import io
 import json
+import os
 import sys
 import time
 
@@ -39,7 +42,7 @@ def call(app, method, path, body=b""):
 
 
 def main():
-    args = dict(a.split("=", 1) for a in sys.argv[1:])
+    args = dict(a.split("=", 1) for a in sys.argv[1:] + os.environ.get("INPROC_ARGS", "").split())
     del sys.argv[1:]  # oslo.config parses sys.argv
     app = wsgi_app.init_application("osapi_compute")
     seeded = 0

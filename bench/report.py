@@ -72,6 +72,12 @@ def verdicts(a, data):
             + f"; app {limit[path]:.3f} -> overhead gateway {o_gw:.3f} vs eventlet {o_ev:.3f}"
             f" = {ratio:.2f}x (target <= 0.70x, and <= every stack: {'yes' if le_all else 'no'})"
             f"  {'PASS' if ok else 'MISS'}{'' if path == '/' else ' (reported, not judged)'}")
+        if "uwsgi_cpu_ms" in data["limit"]:
+            app_uwsgi = med(data["limit"]["uwsgi_cpu_ms"][path])
+            lines.append(
+                f"   {path:14s} the app in uWSGI's embedded libpython: {app_uwsgi:.3f} ms "
+                f"({app_uwsgi / limit[path]:.2f}x /usr/bin/python3's) -> gateway's own overhead "
+                f"{gw - app_uwsgi:.3f} ms vs eventlet {o_ev:.3f}")
     summary["P1"] = p1_ok
 
     # P2 overload: c=256 vs c=16, and p99 vs eventlet.
