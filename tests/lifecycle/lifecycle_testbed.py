@@ -270,8 +270,7 @@ def build_debs(name, ref=None, edit=lambda src: None):
     subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, check=True,
                    env=dict(os.environ, PATH=DEBIAN_PATH), stdout=subprocess.DEVNULL)
     out.mkdir()
-    debs = list(WORK.glob("*.deb"))
-    for deb in debs:
+    for deb in WORK.glob("*.deb"):
         deb.rename(out / deb.name)
     for leftover in WORK.glob("*.buildinfo"), WORK.glob("*.changes"):
         for path in leftover:

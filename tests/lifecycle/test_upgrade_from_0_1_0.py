@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lifecycle_testbed import (TOP, Load, booted_testbed, build_debs, repository,
+from lifecycle_testbed import (CA, TOP, Load, booted_testbed, build_debs, repository,
                                use_test_certificate, vassal, version)
 
 RELEASED = "5246dad7bf86aeb8676a2a4b2963bc33af579b18"  # the last commit of 0.1.0
@@ -29,8 +29,8 @@ def testbed():
 def test_upgrade_from_0_1_0_restarts_the_emperor_once_and_moves_the_sockets_into_it(testbed):
     testbed.apt("install nova-uwsgi-gateway=0.1.0 ooi-uwsgi-gateway=0.1.0")
     use_test_certificate(testbed)
-    testbed.wait_until("curl -sf -o /dev/null --cacert /etc/ssl/lifecycle/ca.pem "
-                       "https://127.0.0.1:8774/", "0.1.0 to serve 8774")
+    testbed.wait_until(f"curl -sf -o /dev/null --cacert {CA} https://127.0.0.1:8774/",
+                       "0.1.0 to serve 8774")
     # Every worker loaded (2 nova, 1 ooi): stopping one that is still loading waits
     # out worker-reload-mercy (README), which is not what this test measures.
     testbed.wait_until(f"test $(grep -c 'ready in .* (default app)' {EMPEROR_LOG}) -ge 3",
@@ -56,7 +56,7 @@ def test_upgrade_from_0_1_0_restarts_the_emperor_once_and_moves_the_sockets_into
                            f"the {name} vassal to take its socket from the emperor", 30)
     # ...and nginx reaches ooi's vassal through that socket (ooi answers, if only 401).
     ooi = testbed.run("curl -s -o /dev/null -w '%{http_code}' --max-time 20 "
-                      "--cacert /etc/ssl/lifecycle/ca.pem https://127.0.0.1:8787/",
+                      f"--cacert {CA} https://127.0.0.1:8787/",
                       check=False).stdout
     assert ooi not in ("000", "502", "504"), f"8787 answered {ooi}\n{testbed.logs()}"
     assert vassal(testbed)[0] is not None
