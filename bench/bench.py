@@ -25,6 +25,8 @@ DURATION = int(os.environ.get("BENCH_DURATION", "5"))
 CONCS = [int(c) for c in os.environ.get("BENCH_CONC", "1 16 256").split()]
 STACKS = os.environ.get("BENCH_STACKS", "gateway eventlet debian-uwsgi apache-mod_wsgi").split()
 OVERRIDES = os.environ.get("BENCH_OVERRIDES", "")
+# Stacks measured again with a no-op app (run_floor); "" skips that phase.
+FLOOR_STACKS = os.environ.get("BENCH_FLOOR", "gateway eventlet").split()
 PATHS = ["/", "/v2.1/flavors"]
 FLAVORS = 12
 WORKERS = 2
@@ -139,12 +141,17 @@ def apply_overrides():
     if not OVERRIDES:
         return []
     done = []
+    if not os.path.isdir(OVERRIDES):
+        raise SystemExit(f"BENCH_OVERRIDES={OVERRIDES}: no such directory here "
+                         "(/tmp, /run and /var/tmp are private to the benchmark)")
     for root, _, files in os.walk(OVERRIDES):
         for name in files:
             src = os.path.join(root, name)
             dst = "/" + os.path.relpath(src, OVERRIDES)
             bind(src, os.path.realpath(dst))
             done.append(dst)
+    if not done:
+        raise SystemExit(f"BENCH_OVERRIDES={OVERRIDES}: no file to put in place")
     return done
 
 
@@ -286,16 +293,21 @@ Listen 127.0.0.1:{self.port}
         return sum(ticks.values()) / hz
 
     def pss_kib(self):
-        total = 0
+        return sum(p["pss_kib"] for p in self.pss_by_process())
+
+    def pss_by_process(self):
+        """PSS and what each process of the stack is (its command line), in tree order."""
+        rows = []
         for pid in self.pids():
             try:
                 with open(f"/proc/{pid}/smaps_rollup") as f:
-                    for line in f:
-                        if line.startswith("Pss:"):
-                            total += int(line.split()[1])
+                    pss = sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
             except OSError:
-                pass
-        return total
+                continue
+            rows.append({"pid": pid, "cmdline": cmd[:160], "pss_kib": pss})
+        return rows
 
     def stop(self):
         for p in self.procs:
@@ -303,6 +315,8 @@ Listen 127.0.0.1:{self.port}
                 os.killpg(p.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        for p in self.procs:
+            p.wait(timeout=30)
 
 
 CTX = ssl.create_default_context()
@@ -363,6 +377,60 @@ def settle(stack, limit=8.0):
 
 
 # ---------------------------------------------------------------- measuring
+def measure(s, path, conc, rnd, kind=""):
+    """One wrk cell against stack s, with the stack's CPU inside the run's window only."""
+    tag = f"{kind}r{rnd}_{s.name}_{path.replace('/', '_')}_c{conc}"
+    c0 = settle(s)
+    k0 = s.cpu(by_comm=True)
+    r = wrk(s.port, path, conc, DURATION, tag)
+    c1 = s.cpu()
+    k1 = s.cpu(by_comm=True)
+    r["cpu_s_by_process_name"] = {k: round(k1[k] - k0.get(k, 0), 3) for k in k1}
+    r.update(stack=s.name, path=path, conc=conc, round=rnd, cpu_s=c1 - c0,
+             rps=r["requests"] / (r["duration_us"] / 1e6))
+    r["cpu_ms_per_req"] = 1000 * r["cpu_s"] / r["requests"] if r["requests"] else None
+    r["sockerr"] = r["connect"] + r["read"] + r["write"] + r["timeout"]
+    return r
+
+
+def run_floor():
+    """The servers' own CPU per request: each stack started again with a no-op app.
+
+    bench/noop.py is what /etc/nova/api-paste.ini names as osapi_compute (a bind mount
+    for this phase only), so every stack loads it through its usual path (the gateway's
+    shim, nova-api's loader), nova's initialisation included; GET /, c=16.
+    """
+    d = f"{W}/noop"
+    os.makedirs(d)
+    shutil.copy(os.path.join(HERE, "noop.py"), f"{d}/nova_bench_noop.py")
+    with open(f"{d}/api-paste.ini", "w") as f:
+        f.write("[app:osapi_compute]\npaste.app_factory = nova_bench_noop:app_factory\n")
+    os.chmod(d, 0o755)
+    bind(f"{d}/api-paste.ini", "/etc/nova/api-paste.ini")
+    os.environ["PYTHONPATH"] = d   # inherited by every server the stacks start
+    stacks = {n: Stack(n) for n in STACKS if n in FLOOR_STACKS}
+    try:
+        for s in stacks.values():
+            s.start()
+            log(f"floor: {s.name} ready: {wait_ready(s)}")
+            wrk(s.port, "/", 16, 2, f"floor_warmup_{s.name}")
+        cells = []
+        order = list(stacks)
+        for rnd in range(1, ROUNDS + 1):
+            for name in order:
+                r = measure(stacks[name], "/", 16, rnd, kind="floor_")
+                cells.append(r)
+                log(f"  floor {name:16s} c=16 {r['rps']:7.1f} req/s "
+                    f"cpu/req {r['cpu_ms_per_req'] or 0:.3f} ms {r['cpu_s_by_process_name']}")
+            order = order[1:] + order[:1]
+        return cells
+    finally:
+        for s in stacks.values():
+            s.stop()
+        del os.environ["PYTHONPATH"]
+        sh(["umount", "/etc/nova/api-paste.ini"])
+
+
 def run_inproc(name, cmd, args):
     out = subprocess.run(as_nova(cmd), capture_output=True, text=True,
                          env={**os.environ, "OS_NOVA_CONFIG_DIR": "/etc/nova",
@@ -418,31 +486,23 @@ def main():
         for path in PATHS:
             for conc in CONCS:
                 for name in order:
-                    s = stacks[name]
-                    tag = f"r{rnd}_{name}_{path.replace('/', '_')}_c{conc}"
-                    c0 = settle(s)
-                    k0 = s.cpu(by_comm=True)
-                    r = wrk(s.port, path, conc, DURATION, tag)
-                    c1 = s.cpu()   # CPU inside the run's window only
-                    k1 = s.cpu(by_comm=True)
-                    r["cpu_s_by_process_name"] = {k: round(k1[k] - k0.get(k, 0), 3) for k in k1}
-                    r.update(stack=name, path=path, conc=conc, round=rnd, cpu_s=c1 - c0,
-                             rps=r["requests"] / (r["duration_us"] / 1e6))
-                    r["cpu_ms_per_req"] = (1000 * r["cpu_s"] / r["requests"]
-                                           if r["requests"] else None)
-                    r["sockerr"] = r["connect"] + r["read"] + r["write"] + r["timeout"]
+                    r = measure(stacks[name], path, conc, rnd)
                     cells.append(r)
                     log(f"  {name:16s} {path:14s} c={conc:<3d} {r['rps']:7.1f} req/s "
                         f"p50 {r['p50'] / 1000:7.1f} ms p99 {r['p99'] / 1000:7.1f} ms "
                         f"non2xx {r['status']} sockerr {r['sockerr']} "
                         f"cpu/req {r['cpu_ms_per_req'] or 0:.2f} ms")
         order = order[1:] + order[:1]   # rotate who goes first
-    pss = {n: s.pss_kib() for n, s in stacks.items()}
+    pss_detail = {n: s.pss_by_process() for n, s in stacks.items()}
+    pss = {n: sum(p["pss_kib"] for p in rows) for n, rows in pss_detail.items()}
     nprocs = {n: len(s.pids()) for n, s in stacks.items()}
     for s in stacks.values():
         s.stop()
+    floor = run_floor() if FLOOR_STACKS else []
     with open(os.path.join(RAW, "cells.json"), "w") as f:
-        json.dump({"cells": cells, "pss_kib": pss, "pss_kib_after_warmup": pss_warm,
+        json.dump({"cells": cells, "floor_cells": floor,
+                   "pss_kib": pss, "pss_kib_after_warmup": pss_warm,
+                   "pss_by_process": pss_detail,
                    "processes": nprocs, "limit": limit, "rounds": ROUNDS,
                    "duration": DURATION, "overrides": overridden}, f, indent=1)
     import report
