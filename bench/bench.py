@@ -448,7 +448,8 @@ def run_inproc(name, cmd, args):
 
 def run_limit():
     log("limit: nova's app in-process (seeding flavors, then CPU per request)")
-    inproc = os.path.join(HERE, "inproc.py")
+    # Run as nova, which may not read the checkout (e.g. one under /root).
+    inproc = shutil.copy(os.path.join(HERE, "inproc.py"), f"{W}/inproc.py")
     limit = run_inproc("limit", ["/usr/bin/python3", inproc], f"seed={FLAVORS} reps=5")
     # The same in the interpreter the gateway's workers run (libpython3.11.so, not the
     # statically linked /usr/bin/python3): how much of "overhead" is the interpreter build.
