@@ -39,6 +39,13 @@ def agg(cells):
     return res
 
 
+def app_cpu(data, key="cpu_ms"):
+    """The in-process app's CPU ms per request by path (median of the samples): as uWSGI
+    and mod_wsgi call it, or with key="cpu_ms_eventlet_env" as nova-api's eventlet server
+    does ({} from a run before that was measured)."""
+    return {p: med(v) for p, v in data["limit"].get(key, {}).items()}
+
+
 def by_process(cells, stack, path, conc):
     """Median over rounds of each process name's CPU ms per request (nginx, uwsgi-core...)."""
     per = {}
@@ -66,7 +73,7 @@ def fmt(x, nd=1):
 def verdicts(a, data):
     stacks = sorted({k[0] for k in a})
     concs = sorted({k[2] for k in a})
-    limit = {p: med(v) for p, v in data["limit"]["cpu_ms"].items()}
+    limit = app_cpu(data)
     lines, summary = [], {}
 
     def have(*ks):
@@ -83,7 +90,7 @@ def verdicts(a, data):
                   if s != GW and (s, path, c) in a and a[(s, path, c)]["cpu"] is not None}
         # nova's app skips its request log line under eventlet (the server writes one):
         # eventlet's overhead is over the app as eventlet runs it.
-        ev_app = med(data["limit"].get("cpu_ms_eventlet_env", {}).get(path, [])) or limit[path]
+        ev_app = app_cpu(data, "cpu_ms_eventlet_env").get(path, limit[path])
         o_gw, o_ev = gw - limit[path], others[EV] - ev_app
         le_all = all(gw <= v for v in others.values())
         ratio = o_gw / o_ev if o_ev > 0 else float("inf")
@@ -186,7 +193,7 @@ def verdicts(a, data):
 
 
 def table(a, data):
-    limit = {p: med(v) for p, v in data["limit"]["cpu_ms"].items()}
+    limit = app_cpu(data)
     rows = [f"{'stack':16s} {'path':14s} {'conc':>4s} {'req/s median [min-max]':>24s} "
             f"{'p50 ms':>8s} {'p99 ms [min-max]':>22s} {'non2xx':>7s} {'sockerr':>7s} "
             f"{'CPU ms/req':>10s}"]
@@ -203,9 +210,9 @@ def table(a, data):
                     + f" {fmt(r['p50'], 2):>8s} "
                     + f"{fmt(r['p99'], 1)} [{fmt(r['p99_min'], 0)}-{fmt(r['p99_max'], 0)}]".rjust(22)
                     + f" {r['non2xx']:7d} {r['sockerr']:7d} {fmt(r['cpu'], 3):>10s}")
-            lw = 2  # limit: CPU-bound ceiling, no server
-            rows.append(f"{'limit':16s} {path:14s} {conc:4d} "
-                        f"{lw * 1000 / limit[path]:8.1f} (app {limit[path]:.3f} ms CPU/req x {lw})")
+            rows.append(f"{'limit':16s} {path:14s} {conc:4d} "   # CPU-bound ceiling, no server
+                        f"{WORKERS * 1000 / limit[path]:8.1f} "
+                        f"(app {limit[path]:.3f} ms CPU/req x {WORKERS})")
         rows.append("")
     pss = data["pss_kib"]
     rows.append("PSS (all processes of the stack, after the rounds): " + ", ".join(
@@ -219,7 +226,7 @@ def chart(a, data, path_png):
     import matplotlib.pyplot as plt
     stacks = [s for s in (GW, EV, DEB, AP) if any(k[0] == s for k in a)]
     concs = sorted({k[2] for k in a})
-    limit = {p: med(v) for p, v in data["limit"]["cpu_ms"].items()}
+    limit = app_cpu(data)
     colors = {GW: "tab:green", EV: "tab:blue", DEB: "tab:orange", AP: "tab:red"}
     cols = max(len(concs), 3)   # the bottom row has three charts whatever BENCH_CONC is
     fig, axes = plt.subplots(3, cols, figsize=(4.2 * cols, 11), squeeze=False)
@@ -233,7 +240,7 @@ def chart(a, data, path_png):
             y = [v["rps"] for v in vals]
             err = [[v["rps"] - v["rps_min"] for v in vals], [v["rps_max"] - v["rps"] for v in vals]]
             ax.bar(range(len(stacks)), y, yerr=err, color=[colors[s] for s in stacks], capsize=3)
-            ax.axhline(2000 / limit[path], color="k", ls="--", lw=1, label="limit")
+            ax.axhline(WORKERS * 1000 / limit[path], color="k", ls="--", lw=1, label="limit")
             for i, v in enumerate(vals):
                 bad = v["non2xx"] + v["sockerr"]
                 if bad:
@@ -256,10 +263,10 @@ def chart(a, data, path_png):
     ax.legend(fontsize=7)
     ax = axes[2][1]
     c = 16 if 16 in concs else concs[len(concs) // 2]
-    ev_app = {p: med(v) for p, v in data["limit"].get("cpu_ms_eventlet_env", {}).items()}
+    ev_app = app_cpu(data, "cpu_ms_eventlet_env")
     for j, path in enumerate(("/", "/v2.1/flavors")):
         ax.bar([i + j * w for i in range(len(stacks))],
-               [a[(s, path, c)]["cpu"] - (ev_app.get(path) if s == EV and ev_app else limit[path])
+               [a[(s, path, c)]["cpu"] - (ev_app.get(path, limit[path]) if s == EV else limit[path])
                 for s in stacks], w, label=f"GET {path}")
     ax.set_xticks([i + w / 2 for i in range(len(stacks))])
     ax.set_xticklabels(stacks, rotation=20, fontsize=7)
