@@ -192,8 +192,9 @@ def point_site_at(etc, port, sock):
     replace_once(site, "listen 8774 ssl;", f"listen 127.0.0.1:{port} ssl;")
     replace_once(site, "listen [::]:8774 ssl;",
                  f"listen [::1]:{port} ssl;" if ipv6_loopback() else "")
-    replace_once(site, "server unix:/run/nova-uwsgi-gateway/osapi_compute.sock;",
-                 f"server unix:{sock};")
+    text = site.read_text()
+    assert f"unix:{INSTALLED_RUN}/osapi_compute.sock " in text, site
+    site.write_text(text.replace(f"unix:{INSTALLED_RUN}/osapi_compute.sock ", f"unix:{sock} "))
     return site
 
 
@@ -358,10 +359,20 @@ def uwsgi_request(sock_path, path="/", method="GET", headers=None, body=b"",
 ECHO_APP = '''\
 """What the vassal got from nginx, as JSON."""
 import json
+import os
 import time
 
 
 def application(environ, start_response):
+    if environ.get("PATH_INFO") == "/exit-once":
+        # The first request for a marker file (the query string) ends its worker
+        # unanswered, as a worker reloaded just after taking a connection does.
+        try:
+            os.close(os.open(environ["QUERY_STRING"], os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            pass
+        else:
+            os._exit(1)
     if environ.get("PATH_INFO") == "/slow":
         time.sleep(float(environ.get("QUERY_STRING") or 2))
     body = environ["wsgi.input"].read()

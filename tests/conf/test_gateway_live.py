@@ -149,3 +149,21 @@ def test_tls_1_1_refusal_is_the_sites_doing_not_the_clients(cert):
         if nginx is not None:
             stop(nginx, signal.SIGTERM)
         shutil.rmtree(root)
+
+
+@pytest.mark.parametrize("method, code", [("GET", 200), ("DELETE", 200), ("POST", 502)])
+def test_a_request_its_worker_drops_unanswered_is_sent_again_unless_a_post(
+        live_gateway, method, code):
+    # A uWSGI 2.0 worker with one thread, reloaded between taking a connection
+    # and reading it, exits without an answer; nginx resends what is idempotent.
+    marks = live_gateway.root / "marks"
+    marks.mkdir(mode=0o1777, exist_ok=True)
+    marks.chmod(0o1777)
+    mark = marks / method
+
+    rc, status, body, err = get(live_gateway, f"/exit-once?{mark}", "-X", method)
+
+    assert mark.exists(), "the first try did not reach the app"
+    assert status == code, (rc, status, body[:300], err[-1500:])
+    if code == 200:
+        assert echoed((rc, status, body, err))["PATH_INFO"] == "/exit-once"

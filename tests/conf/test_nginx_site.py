@@ -10,6 +10,7 @@ from conf_harness import (
     write_nginx_conf)
 
 NGINX_DIR = CONF_SRC / "nginx"
+OOI_SITE = CONF_SRC.parent / "ooi-uwsgi-gateway" / "nginx" / "ooi-api.conf"
 
 
 def directives(path):
@@ -92,7 +93,18 @@ def test_site_passes_every_location_through_the_gateways_uwsgi_params():
     assert ["location", "/"] in steps
     assert ["include", "/etc/nova-uwsgi-gateway/nginx/uwsgi-params.conf"] in steps
     assert ["uwsgi_pass", "nova_uwsgi_gateway_osapi_compute"] in steps
-    assert ["server", "unix:/run/nova-uwsgi-gateway/osapi_compute.sock"] in steps
+
+
+@pytest.mark.parametrize("site, sock", [
+    (NGINX_DIR / "nova-api.conf", "osapi_compute"),
+    (OOI_SITE, "ooi_api")])
+def test_site_can_resend_a_dropped_request_to_its_socket_and_only_that(site, sock):
+    # Its socket twice, never marked failed: a second try goes to the same vassal.
+    # (The last "server" is the server { } block.)
+    peer = [f"unix:/run/nova-uwsgi-gateway/{sock}.sock", "max_fails=0"]
+    assert named(site, "server") == [peer, peer, []]
+    # A timeout is not tried again: nova may still be working on the first one.
+    assert named(site, "uwsgi_next_upstream") == [["error"]]
 
 
 def test_request_body_limit_is_novas_112k():
