@@ -366,7 +366,7 @@ import time
 def application(environ, start_response):
     if environ.get("PATH_INFO") == "/exit-once":
         # The first request for a marker file (the query string) ends its worker
-        # unanswered, as a worker reloaded just after taking a connection does.
+        # unanswered: nginx sees what a reloaded worker's dropped connection shows.
         try:
             os.close(os.open(environ["QUERY_STRING"], os.O_CREAT | os.O_EXCL))
         except FileExistsError:
