@@ -504,7 +504,7 @@ def main():
         json.dump({"cells": cells, "floor_cells": floor,
                    "pss_kib": pss, "pss_kib_after_warmup": pss_warm,
                    "pss_by_process": pss_detail,
-                   "processes": nprocs, "limit": limit, "rounds": ROUNDS,
+                   "processes": nprocs, "workers": WORKERS, "limit": limit, "rounds": ROUNDS,
                    "duration": DURATION, "overrides": overridden}, f, indent=1)
     import report
     report.report(RES)

@@ -5,7 +5,6 @@ import statistics
 import sys
 
 GW, EV, DEB, AP = "gateway", "eventlet", "debian-uwsgi", "apache-mod_wsgi"
-WORKERS = 2
 
 
 def med(xs):
@@ -37,6 +36,11 @@ def agg(cells):
             "n": len(cs),
         }
     return res
+
+
+def workers(data):
+    """Worker processes per stack, as bench.py ran them (2 in runs recorded before it said)."""
+    return data.get("workers", 2)
 
 
 def app_cpu(data, key="cpu_ms"):
@@ -188,7 +192,7 @@ def verdicts(a, data):
             parts = gateway_parts(data["pss_by_process"][GW])
             lines.append("   gateway by part: " + ", ".join(
                 f"{k} {v / 1024:.1f} MiB" for k, v in parts.items()) + (
-                f" (vassals = master + {WORKERS} workers, like debian-uwsgi's processes)"))
+                f" (vassals = master + {workers(data)} workers, like debian-uwsgi's processes)"))
     return lines, summary
 
 
@@ -211,8 +215,8 @@ def table(a, data):
                     + f"{fmt(r['p99'], 1)} [{fmt(r['p99_min'], 0)}-{fmt(r['p99_max'], 0)}]".rjust(22)
                     + f" {r['non2xx']:7d} {r['sockerr']:7d} {fmt(r['cpu'], 3):>10s}")
             rows.append(f"{'limit':16s} {path:14s} {conc:4d} "   # CPU-bound ceiling, no server
-                        f"{WORKERS * 1000 / limit[path]:8.1f} "
-                        f"(app {limit[path]:.3f} ms CPU/req x {WORKERS})")
+                        f"{workers(data) * 1000 / limit[path]:8.1f} "
+                        f"(app {limit[path]:.3f} ms CPU/req x {workers(data)})")
         rows.append("")
     pss = data["pss_kib"]
     rows.append("PSS (all processes of the stack, after the rounds): " + ", ".join(
@@ -240,7 +244,7 @@ def chart(a, data, path_png):
             y = [v["rps"] for v in vals]
             err = [[v["rps"] - v["rps_min"] for v in vals], [v["rps_max"] - v["rps"] for v in vals]]
             ax.bar(range(len(stacks)), y, yerr=err, color=[colors[s] for s in stacks], capsize=3)
-            ax.axhline(WORKERS * 1000 / limit[path], color="k", ls="--", lw=1, label="limit")
+            ax.axhline(workers(data) * 1000 / limit[path], color="k", ls="--", lw=1, label="limit")
             for i, v in enumerate(vals):
                 bad = v["non2xx"] + v["sockerr"]
                 if bad:

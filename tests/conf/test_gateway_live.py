@@ -157,7 +157,7 @@ def test_a_request_its_worker_drops_unanswered_is_sent_again_unless_a_post(
     # A uWSGI 2.0 worker with one thread, reloaded between taking a connection
     # and reading it, exits without an answer; nginx resends what is idempotent.
     marks = live_gateway.root / "marks"
-    marks.mkdir(mode=0o1777, exist_ok=True)
+    marks.mkdir(exist_ok=True)
     marks.chmod(0o1777)
     mark = marks / method
 
