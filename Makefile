@@ -8,7 +8,7 @@ export LC_ALL := C.UTF-8
 
 APT := apt-get -y -q -o DPkg::Lock::Timeout=600
 TEST_DEPS := autopkgtest curl lintian mmdebstrap nginx nova-common openssl piuparts \
-	python3-debian python3-nova python3-openstackclient python3-pastedeploy python3-pytest \
+	python3-nova python3-openstackclient python3-pastedeploy python3-pytest \
 	ssl-cert uidmap uwsgi-core uwsgi-plugin-python3
 
 .PHONY: dist check clean

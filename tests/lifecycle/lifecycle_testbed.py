@@ -1,7 +1,6 @@
-"""An isolated bookworm host where maintainer scripts really act.
+"""An isolated host of this host's release where maintainer scripts really act.
 
-A bookworm tree made by mmdebstrap (cached in cache/, rebuilt when its recipe
-changes or it is a week old) with systemd-sysv installed but not running and
+A tree made by testbeds.py with systemd-sysv installed but not running and
 no policy-rc.d, so invoke-rc.d runs the init scripts for real. Each Testbed
 unpacks it and runs it under its own network, PID, mount, UTS and IPC
 namespaces: its own loopback and ports, its own /run; nothing leaks to the
@@ -11,7 +10,6 @@ It holds real nova (sqlite, noauth2), nginx, uWSGI and nova-api, and sees the
 packages from dist/ (or another apt repository) at /srv/dist.
 """
 import contextlib
-import hashlib
 import json
 import os
 import pathlib
@@ -22,12 +20,10 @@ import time
 
 import pytest
 
-TOP = pathlib.Path(__file__).resolve().parents[2]
+from testbeds import DEBIAN_PATH, TOP, cached_tree, host_release
+
 HERE = pathlib.Path(__file__).resolve().parent
-CACHE = TOP / "cache"
 WORK = TOP / "build" / "lifecycle"
-DEBIAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-MAX_AGE = 7 * 24 * 3600  # a week-old testbed misses too many updates
 # Everything the packages and the scenarios need: the testbed has no network.
 PACKAGES = """
     systemd-sysv nginx nova-api nova-common python3-nova python3-pastedeploy
@@ -70,30 +66,14 @@ exec chroot "$root" /usr/bin/python3 -c "$3"
 """
 
 
-def recipe():
-    text = " ".join(PACKAGES) + (HERE / "prepare-testbed").read_text()
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 def tarball():
-    """The cached testbed tree, made once (about 3 minutes)."""
-    path = CACHE / f"lifecycle-bookworm-{recipe()}.tar"
-    if path.exists() and time.time() - path.stat().st_mtime < MAX_AGE:
-        return path
-    CACHE.mkdir(exist_ok=True)
-    for old in CACHE.glob("lifecycle-bookworm-*.tar"):
-        old.unlink()
-    partial = path.with_name(path.stem + ".partial.tar")
-    # The host's apt sources and CAs, so the testbed sees the same archive.
-    subprocess.run(
-        ["mmdebstrap", "--variant=apt", "--include=" + ",".join(PACKAGES),
-         "--customize-hook=copy-in " + str(HERE / "prepare-testbed") + " /usr/local/sbin",
-         "--customize-hook=chroot \"$1\" /usr/local/sbin/prepare-testbed",
-         "--customize-hook=rm \"$1\"/usr/local/sbin/prepare-testbed",
-         "bookworm", str(partial), "/etc/apt/sources.list.d/debian.sources"],
-        check=True, env=dict(os.environ, PATH=DEBIAN_PATH), stdout=subprocess.DEVNULL)
-    partial.rename(path)
-    return path
+    """The testbed's tree, made once (about 3 minutes)."""
+    prepare = HERE / "prepare-testbed"
+    return cached_tree("lifecycle", host_release(), [
+        "--variant=apt", "--include=" + ",".join(PACKAGES),
+        f"--customize-hook=copy-in {prepare} /usr/local/sbin",
+        '--customize-hook=chroot "$1" /usr/local/sbin/prepare-testbed',
+        '--customize-hook=rm "$1"/usr/local/sbin/prepare-testbed'], inputs=[prepare])
 
 
 def utmp_runlevel(level):

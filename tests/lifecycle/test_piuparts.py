@@ -1,31 +1,29 @@
 """piuparts on each binary package: install and purge, and upgrade to a newer build.
 
-piuparts installs a package in a throwaway bookworm chroot, removes and purges
-it, and fails on a failed maintainer script, a process left running, or a file
-left behind, modified or removed. Its chroots start from a base (cached in
-cache/, rebuilt when its recipe changes or it is a week old) that already holds
+piuparts installs a package in a throwaway chroot of this host's release,
+removes and purges it, and fails on a failed maintainer script, a process left
+running, or a file left behind, modified or removed. Its chroots start from a
+base (made by testbeds.py) that already holds
 every dependency of our packages, so piuparts installs and purges only ours: it
 never removes a dependency (sudo's prerm refuses removal) and every leftover it
 reports is ours. The runs go one per core at a time (about 25 s each, mostly
 piuparts walking its chroot). Each run's log is build/piuparts/<run>.log.
 """
-import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from debian.deb822 import Deb822
 
-from lifecycle_testbed import CACHE, DEBIAN_PATH, MAX_AGE, TOP, upgrade_repository
+from lifecycle_testbed import upgrade_repository
+from testbeds import DEBIAN_PATH, TOP, apt_sources, cached_tree, host_release
 
 DIST = TOP / "dist"
 OUT = TOP / "build" / "piuparts"
-DISTRO = "bookworm"
+DISTRO = host_release()
 # piuparts runs dpkg under eatmydata if the chroot has it: no fsync, faster.
 TOOLS = ["eatmydata"]
 # As on any host where nginx ever ran: its temp dirs under /var/lib/nginx exist
@@ -51,32 +49,12 @@ def dependencies():
     return sorted(names - set(debs()))
 
 
-def host_sources():
-    """The host's apt sources as one-line entries, the form piuparts writes."""
-    with open("/etc/apt/sources.list.d/debian.sources") as sources:
-        return [f"deb {uri} {suite} {stanza['Components']}"
-                for stanza in Deb822.iter_paragraphs(sources)
-                if "deb" in stanza["Types"].split()
-                for uri in stanza["URIs"].split() for suite in stanza["Suites"].split()]
-
-
 def base_chroot():
-    """bookworm with all our dependencies, made once (about 2 minutes)."""
-    include = dependencies() + TOOLS
-    recipe = hashlib.sha256(" ".join(include + HOOKS + host_sources()).encode()).hexdigest()[:12]
-    path = CACHE / f"piuparts-{DISTRO}-{recipe}"
-    if path.exists() and time.time() - path.stat().st_mtime < MAX_AGE:
-        return path
-    CACHE.mkdir(exist_ok=True)
-    subprocess.run(["rm", "-rf", *map(str, CACHE.glob("piuparts-*"))], check=True)
-    partial = path.with_name(path.name + ".partial")
+    """The release with all our dependencies, made once (about 2 minutes)."""
     # Apt's lists stay in: piuparts' apt-get update then only revalidates them.
-    subprocess.run(["mmdebstrap", "--variant=apt", "--include=" + ",".join(include),
-                    "--skip=cleanup/apt/lists", *HOOKS, DISTRO, str(partial), *host_sources()],
-                   check=True, env=dict(os.environ, PATH=DEBIAN_PATH), stdout=subprocess.DEVNULL)
-    partial.rename(path)
-    path.touch()
-    return path
+    return cached_tree("piuparts", DISTRO, [
+        "--variant=apt", "--include=" + ",".join(dependencies() + TOOLS),
+        "--skip=cleanup/apt/lists", *HOOKS], tarball=False)
 
 
 def piuparts(base, name, *args):
@@ -84,7 +62,7 @@ def piuparts(base, name, *args):
     log = OUT / f"{name}.log"
     log.unlink(missing_ok=True)  # piuparts appends
     # The same sources as the base: the mirror for bookworm itself, the rest as they are.
-    mirror, *others = sorted(host_sources(), key=lambda line: line.split()[2] != DISTRO)
+    mirror, *others = sorted(apt_sources(DISTRO), key=lambda line: line.split()[2] != DISTRO)
     # The chroot on a tmpfs in a mount namespace of the run's own: copied, walked and
     # removed far faster than on disk, and gone with the run. The base is a directory:
     # piuparts copies it in 1 s, but takes 10 s to unpack a .tar.gz.

@@ -1,24 +1,21 @@
 """The package's autopkgtest (debian/tests/), run the way users' pipelines run it.
 
-Back-end: autopkgtest-virt-unshare, a throwaway bookworm made here and cached
-in cache/ (the testbed may break: the test removes and purges the package).
+Back-end: autopkgtest-virt-unshare, a throwaway host of this host's release,
+its tarball made by testbeds.py (the testbed may break: the test removes and
+purges the package).
 The whole run sits in its own PID namespace, so no daemon it started outlives it.
 """
 import os
 import pathlib
 import re
 import subprocess
-import time
 
 import pytest
 
 from package_harness import TOP
+from testbeds import DEBIAN_PATH, cached_tree, host_release
 
-CACHE = TOP / "cache"
-TARBALL = CACHE / "bookworm-amd64.tar"
 OUTPUT = TOP / "build" / "autopkgtest"
-DEBIAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-MAX_AGE = 7 * 24 * 3600  # a week-old testbed misses too many updates
 
 
 def ensure_subordinate_ids():
@@ -30,17 +27,9 @@ def ensure_subordinate_ids():
                 ids.write("root:100000:65536\n")
 
 
-def ensure_testbed_tarball():
-    fresh = TARBALL.exists() and time.time() - TARBALL.stat().st_mtime < MAX_AGE
-    if fresh:
-        return
-    CACHE.mkdir(exist_ok=True)
-    partial = TARBALL.with_suffix(".partial.tar")
-    # The host's own apt sources, so the testbed sees the same archive.
-    subprocess.run(["mmdebstrap", "--variant=apt", "--include=ca-certificates",
-                    "bookworm", str(partial), "/etc/apt/sources.list.d/debian.sources"],
-                   check=True)
-    partial.rename(TARBALL)
+def testbed_tarball():
+    return cached_tree("autopkgtest", host_release(),
+                       ["--variant=apt", "--include=ca-certificates"])
 
 
 # PID 1 of the run's namespace: reaps daemons orphaned by init scripts, so that
@@ -82,7 +71,7 @@ def expected_checks(name):
 @pytest.mark.parametrize("name", autopkgtests())
 def test_autopkgtest_passes_every_check_on_a_fresh_testbed(debs, name):
     ensure_subordinate_ids()
-    ensure_testbed_tarball()
+    tarball = testbed_tarball()
     output = OUTPUT / name
     subprocess.run(["rm", "-rf", str(output)], check=True)
     # One run at a time: testbeds share the host's ports (8774, 8787).
@@ -92,7 +81,7 @@ def test_autopkgtest_passes_every_check_on_a_fresh_testbed(debs, name):
            "autopkgtest", "--apt-upgrade", f"--env=PATH={DEBIAN_PATH}",
            f"--output-dir={output}", f"--test-name={name}",
            *map(str, debs.values()), str(source_tree()),
-           "--", "unshare", "--tarball", str(TARBALL)]
+           "--", "unshare", "--tarball", str(tarball)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     log = proc.stdout + proc.stderr
     print(log[-20000:])
