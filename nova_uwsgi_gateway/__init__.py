@@ -1,11 +1,14 @@
 """Load a nova paste application by name.
 
 ``osapi_compute`` goes through nova's own WSGI initialisation (config,
-logging, its service record). Any other name (an add-on such as ooi) is
-loaded from the first config file with nova's config and logging set up,
+logging, its service record): nova's ``nova.wsgi.<name>`` module where nova
+has one (nova 30 and later; from 2026.1 it also chooses eventlet or
+threads), else ``init_application``. Any other name (an add-on such as ooi)
+is loaded from the first config file with nova's config and logging set up,
 but no ``nova-<name>`` service record: nova's API would show it as a
 service that is forever down.
 """
+import importlib
 import os
 
 NOVA_APP = "osapi_compute"
@@ -34,12 +37,23 @@ def load(name, environ=os.environ):
         except OSError as exc:
             raise LoadError(f"cannot read {path}: {exc.strerror}") from exc
     try:
-        from nova.api.openstack import wsgi_app
         if name == NOVA_APP:
-            return wsgi_app.init_application(name)
+            return novas_own_application(name)
+        from nova.api.openstack import wsgi_app
         wsgi_app.init_global_data(files, name)
         from paste import deploy
         return deploy.loadapp(f"config:{files[0]}", name=name)
     except Exception as exc:  # any cause, reported on one line
         cause = " ".join(str(exc).split()) or "no detail"
         raise LoadError(f"{type(exc).__name__}: {cause}") from exc
+
+
+def novas_own_application(name):
+    """nova's own WSGI application ``name``, initialised the way nova does it."""
+    try:
+        return importlib.import_module(f"nova.wsgi.{name}").application
+    except ModuleNotFoundError as exc:
+        if exc.name not in (f"nova.wsgi.{name}", "nova.wsgi"):
+            raise  # something nova.wsgi imports is missing: a broken nova
+    from nova.api.openstack import wsgi_app  # nova before 30 has no nova.wsgi
+    return wsgi_app.init_application(name)

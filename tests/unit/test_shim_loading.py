@@ -1,6 +1,7 @@
 """What an operator sees when the shim loads an app: the right paste section,
 with nova's configuration in place, and nothing registered in nova's DB."""
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -186,3 +187,41 @@ def test_add_ons_read_the_same_files_nova_reads_for_osapi_compute(
     # loader picks osapi_compute's files: they must agree.
     assert (nova_uwsgi_gateway.config_files(SAME_FILES_CASES[case])
             == novas_own_config_files[case])
+
+
+def nova_with_wsgi_modules(root, osapi_compute):
+    """Debian's nova with the ``nova.wsgi`` package of nova 30 and later laid
+    over it (bookworm's nova 26 has none), its osapi_compute module's source given."""
+    overlay = root / "nova-30" / "nova"
+    (overlay / "wsgi").mkdir(parents=True)
+    real = pathlib.Path("/usr/lib/python3/dist-packages/nova")
+    (overlay / "__init__.py").write_text(
+        f"__path__.append({str(real)!r})\n"
+        f"exec(compile(open({str(real / '__init__.py')!r}).read(), __file__, 'exec'))\n")
+    (overlay / "wsgi" / "__init__.py").write_text("")
+    (overlay / "wsgi" / "osapi_compute.py").write_text(osapi_compute)
+    return overlay.parent
+
+
+def test_osapi_compute_entry_serves_novas_own_wsgi_module_where_nova_has_one(gateway):
+    nova_30 = nova_with_wsgi_modules(gateway.root, (
+        "import json\n"
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'application/json')])\n"
+        "    return [json.dumps({'app': __name__}).encode()]\n"))
+
+    out = gateway.run("osapi_compute", pythonpath_first=[nova_30])
+
+    assert out.returncode == 0, out.describe()
+    assert out.body == {"app": "nova.wsgi.osapi_compute"}
+
+
+def test_a_failing_nova_wsgi_module_exits_22_with_its_error(gateway):
+    nova_30 = nova_with_wsgi_modules(
+        gateway.root, "raise RuntimeError('cell mappings missing:\\n  run nova-manage')\n")
+
+    out = gateway.run("osapi_compute", pythonpath_first=[nova_30])
+
+    assert out.returncode == 22, out.describe()
+    assert out.the_gateway_line() == ("nova-uwsgi-gateway: cannot load 'osapi_compute': "
+                                      "RuntimeError: cell mappings missing: run nova-manage")
