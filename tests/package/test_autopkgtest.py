@@ -75,7 +75,7 @@ def test_autopkgtest_passes_every_check_on_a_fresh_testbed(debs, name):
     output = OUTPUT / name
     subprocess.run(["rm", "-rf", str(output)], check=True)
     # One run at a time: testbeds share the host's ports (8774, 8787).
-    cmd = ["flock", "/run/lock/nova-uwsgi-gateway-autopkgtest",
+    cmd = ["flock", "/run/nova-uwsgi-gateway-autopkgtest.lock",
            "unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
            "/usr/bin/python3", "-c", REAPER,
            "autopkgtest", "--apt-upgrade", f"--env=PATH={DEBIAN_PATH}",
