@@ -226,8 +226,11 @@ class Load:
         print(f"load: {len(self.ok)} answered 200, {len(self.failed)} failed: {self.failed[:10]}")
 
 
-def version(changelog=TOP / "debian/changelog"):
-    return subprocess.run(["dpkg-parsechangelog", "-l", str(changelog), "-S", "Version"],
+def version():
+    """The version `make dist` built (this tree's, with its release's suffix)."""
+    debs = sorted((TOP / "dist").glob("nova-uwsgi-gateway_*.deb"))
+    assert debs, "no nova-uwsgi-gateway .deb in dist/: run `make dist` first"
+    return subprocess.run(["dpkg-deb", "-f", str(debs[-1]), "Version"],
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
@@ -282,7 +285,7 @@ def upgrade_repository():
     def edit(src):
         changelog = src / "debian/changelog"
         changelog.write_text(
-            f"nova-uwsgi-gateway ({new}) bookworm; urgency=medium\n\n"
+            f"nova-uwsgi-gateway ({new}) {host_release()}; urgency=medium\n\n"
             "  * Upgrade test build: changed comments in two conffiles.\n\n"
             " -- nova-uwsgi-gateway developers <nova-uwsgi-gateway@packages.invalid>  "
             "Thu, 26 Nov 2026 03:00:00 +0000\n\n" + changelog.read_text())

@@ -17,3 +17,16 @@ def test_package_owns_nothing_under_other_packages_config_dirs(debs):
     paths = [line.split()[5] for line in listing.splitlines()]
     assert not [p for p in paths if p.startswith(("./etc/uwsgi-emperor", "./etc/nova/"))]
     assert not [p for p in paths if p.startswith("./etc/nginx/")]
+
+
+def test_every_package_says_which_release_it_was_built_for(debs):
+    # 0.3.0+deb12 < 0.3.0+deb13: a release upgrade picks the newer release's build.
+    with open("/etc/os-release") as release:
+        number = dict(line.rstrip("\n").split("=", 1) for line in release if "=" in line)
+    suffix = "+deb" + number["VERSION_ID"].strip('"')
+    versions = {name: subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True,
+                                     text=True, check=True).stdout.strip()
+                for name, deb in debs.items()}
+    assert {name: v for name, v in versions.items() if not v.endswith(suffix)} == {}
+    assert subprocess.run(["dpkg", "--compare-versions", versions["nova-uwsgi-gateway"],
+                           "lt", versions["nova-uwsgi-gateway"].replace(suffix, "+deb99")]).returncode == 0
