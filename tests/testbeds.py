@@ -18,6 +18,11 @@ DEBIAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_AGE = 7 * 24 * 3600  # a week-old tree misses too many updates
 
 
+# What differs between the releases the product supports: codename -> version number
+# (the +debN of the packages' versions).
+RELEASES = {"bookworm": "12", "trixie": "13"}
+
+
 def host_release():
     """The codename of the Debian release this host runs (bookworm, trixie)."""
     with open("/etc/os-release") as release:
@@ -88,3 +93,56 @@ def cached_tree(name, release, options, inputs=(), tarball=True):
     partial.rename(path)
     path.touch()  # its age counts from now
     return path
+
+
+def copy_tracked_tree(dest):
+    """Copy this tree's tracked (and untracked, not ignored) files into ``dest``: what
+    a clone holds, without cache/ and build/ (gigabytes of testbeds)."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=TOP,
+                           capture_output=True, text=True, check=True).stdout
+    tar = subprocess.run(["tar", "-cf", "-", "-T", "-"], cwd=TOP, input=files.encode(),
+                         capture_output=True, check=True).stdout
+    pathlib.Path(dest).mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-xf", "-", "-C", str(dest)], input=tar, check=True)
+
+
+def other_release():
+    """The supported release this host does not run: make check proves it too."""
+    others = [release for release in RELEASES if release != host_release()]
+    assert len(others) == 1, f"no other release than {host_release()} in {RELEASES}"
+    return others[0]
+
+
+# PID 1 of a namespace the tests make: reaps what daemons orphan (as init does),
+# returns the status of the command it runs.
+REAPER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:])
+while True:
+    pid, status = os.wait()
+    if pid == child.pid:
+        sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def as_host(root, command, binds=(), **kwargs):
+    """Run the shell ``command`` in the tree ``root`` as if it were a machine of its
+    own: its own mount, PID, UTS and IPC namespaces (the host's network), the tree
+    the root of its mount namespace, fresh /proc, /dev and /sys from the host, /tmp
+    and /run as tmpfs.
+    ``binds`` are (host path, path in root) pairs. Returns subprocess.run's result."""
+    mounts = ["mount --make-rprivate /", 'mount --bind "$ROOT" "$ROOT"',
+              'mount -t proc proc "$ROOT/proc"', 'mount --rbind /sys "$ROOT/sys"',
+              'mount --rbind /dev "$ROOT/dev"', 'mount -t tmpfs tmpfs "$ROOT/tmp"',
+              'mount -t tmpfs -o mode=0755 tmpfs "$ROOT/run"',
+              'mkdir -m 1777 "$ROOT/run/lock"']
+    for outside, inside in binds:
+        mounts.append(f'mkdir -p "$ROOT{inside}" && mount --bind "{outside}" "$ROOT{inside}"')
+    # pivot_root, not chroot alone: the tree is the root of its mount namespace, as a
+    # machine's is, so namespaces made inside see their paths as it does.
+    script = "\n".join([*mounts, 'cd "$ROOT"', "mkdir -p .host", "pivot_root . .host",
+                         "umount -l /.host", "rmdir /.host", 'exec /bin/sh -ec "$0"'])
+    return subprocess.run(["unshare", "--mount", "--pid", "--fork", "--uts", "--ipc",
+                           "/usr/bin/python3", "-c", REAPER, "sh", "-ec", script, command],
+                          env={"ROOT": str(root), "PATH": DEBIAN_PATH, "LC_ALL": "C.UTF-8",
+                               "HOME": "/root"}, **kwargs)

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from testbeds import DEBIAN_PATH, TOP, cached_tree, host_release
+from testbeds import DEBIAN_PATH, TOP, cached_tree, copy_tracked_tree, host_release
 
 HERE = pathlib.Path(__file__).resolve().parent
 WORK = TOP / "build" / "lifecycle"
@@ -241,14 +241,11 @@ def build_debs(name, ref=None, edit=lambda src: None):
     subprocess.run(["rm", "-rf", str(src), str(out), *map(str, WORK.glob("*.deb"))], check=True)
     src.mkdir(parents=True)
     if ref is None:
-        files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=TOP,
-                               capture_output=True, text=True, check=True).stdout
-        tar = subprocess.run(["tar", "-cf", "-", "-T", "-"], cwd=TOP, input=files.encode(),
-                             capture_output=True, check=True).stdout
+        copy_tracked_tree(src)
     else:
         tar = subprocess.run(["git", "archive", ref], cwd=TOP,
                              capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-xf", "-", "-C", str(src)], input=tar, check=True)
+        subprocess.run(["tar", "-xf", "-", "-C", str(src)], input=tar, check=True)
     edit(src)
     subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, check=True,
                    env=dict(os.environ, PATH=DEBIAN_PATH), stdout=subprocess.DEVNULL)

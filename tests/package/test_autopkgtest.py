@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from package_harness import TOP
-from testbeds import DEBIAN_PATH, cached_tree, host_release
+from testbeds import DEBIAN_PATH, REAPER, cached_tree, copy_tracked_tree, host_release
 
 OUTPUT = TOP / "build" / "autopkgtest"
 
@@ -27,21 +27,9 @@ def ensure_subordinate_ids():
                 ids.write("root:100000:65536\n")
 
 
-def testbed_tarball():
+def autopkgtest_tarball():
     return cached_tree("autopkgtest", host_release(),
                        ["--variant=apt", "--include=ca-certificates"])
-
-
-# PID 1 of the run's namespace: reaps daemons orphaned by init scripts, so that
-# start-stop-daemon sees them exit, and returns autopkgtest's status.
-REAPER = """
-import os, subprocess, sys
-child = subprocess.Popen(sys.argv[1:])
-while True:
-    pid, status = os.wait()
-    if pid == child.pid:
-        sys.exit(os.waitstatus_to_exitcode(status))
-"""
 
 
 def source_tree():
@@ -49,12 +37,7 @@ def source_tree():
     testbed, and cache/ and build/ hold gigabytes of testbeds."""
     tree = OUTPUT / "src"
     subprocess.run(["rm", "-rf", str(tree)], check=True)
-    tree.mkdir(parents=True)
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=TOP,
-                           capture_output=True, text=True, check=True).stdout
-    subprocess.run(["tar", "-cf", str(OUTPUT / "src.tar"), "-T", "-"], cwd=TOP,
-                   input=files, text=True, check=True)
-    subprocess.run(["tar", "-xf", str(OUTPUT / "src.tar"), "-C", str(tree)], check=True)
+    copy_tracked_tree(tree)
     return tree
 
 
@@ -71,7 +54,7 @@ def expected_checks(name):
 @pytest.mark.parametrize("name", autopkgtests())
 def test_autopkgtest_passes_every_check_on_a_fresh_testbed(debs, name):
     ensure_subordinate_ids()
-    tarball = testbed_tarball()
+    tarball = autopkgtest_tarball()
     output = OUTPUT / name
     subprocess.run(["rm", "-rf", str(output)], check=True)
     # One run at a time: testbeds share the host's ports (8774, 8787).
