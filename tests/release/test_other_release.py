@@ -33,7 +33,8 @@ def make_variable(name):
 
 
 def deb822_sources():
-    """The archive as one deb822 file, as the installer of trixie writes it."""
+    """The archive as one deb822 file, as trixie's installer writes it (and this
+    project's bookworm machines have it)."""
     path = TOP / "build" / "release" / f"{RELEASE}.sources"
     path.parent.mkdir(parents=True, exist_ok=True)
     stanzas = []
