@@ -9,9 +9,13 @@ but no ``nova-<name>`` service record: nova's API would show it as a
 service that is forever down.
 """
 import importlib
+import logging
 import os
 
 NOVA_APP = "osapi_compute"
+# nova 26 makes its RPC clients the way oslo.messaging warns about, each time:
+# about 650 identical lines per worker start. Once per worker says it.
+LOGGED_ONCE = [("oslo_messaging.rpc.client", "Using RPCClient manually")]
 
 
 class LoadError(Exception):
@@ -29,6 +33,8 @@ def config_files(environ=os.environ):
 
 def load(name, environ=os.environ):
     """Return the WSGI application ``name``, or raise LoadError."""
+    for logger, prefix in LOGGED_ONCE:
+        log_once(logger, prefix)
     files = config_files(environ)
     for path in files:
         try:
@@ -46,6 +52,18 @@ def load(name, environ=os.environ):
     except Exception as exc:  # any cause, reported on one line
         cause = " ".join(str(exc).split()) or "no detail"
         raise LoadError(f"{type(exc).__name__}: {cause}") from exc
+
+
+def log_once(logger, prefix):
+    """Let ``logger``'s messages that start with ``prefix`` through once only."""
+    seen = []
+
+    def first_time(record):
+        if not record.getMessage().startswith(prefix):
+            return True
+        seen.append(record)
+        return len(seen) == 1
+    logging.getLogger(logger).addFilter(first_time)
 
 
 def novas_own_application(name):

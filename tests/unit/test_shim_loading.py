@@ -225,3 +225,22 @@ def test_a_failing_nova_wsgi_module_exits_22_with_its_error(gateway):
     assert out.returncode == 22, out.describe()
     assert out.the_gateway_line() == ("nova-uwsgi-gateway: cannot load 'osapi_compute': "
                                       "RuntimeError: cell mappings missing: run nova-manage")
+
+
+def test_a_message_logged_once_reaches_the_log_once_and_others_every_time(caplog):
+    nova_uwsgi_gateway.log_once("gateway.test.rpc", "Using RPCClient manually")
+    log = __import__("logging").getLogger("gateway.test.rpc")
+
+    with caplog.at_level("WARNING"):
+        for _ in range(650):
+            log.warning("Using RPCClient manually to instantiate client.")
+            log.warning("Something else")
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages.count("Using RPCClient manually to instantiate client.") == 1
+    assert messages.count("Something else") == 650
+
+
+def test_loading_an_app_logs_novas_rpc_client_warning_once():
+    assert ("oslo_messaging.rpc.client", "Using RPCClient manually") in \
+        nova_uwsgi_gateway.LOGGED_ONCE
