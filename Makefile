@@ -14,7 +14,7 @@ RELEASE_ID := $(shell . /etc/os-release && echo "$$VERSION_ID")
 APT := apt-get -y -q -o DPkg::Lock::Timeout=600
 TEST_DEPS := autopkgtest curl lintian mmdebstrap nginx nova-common openssl piuparts \
 	python3-nova python3-openstackclient python3-pastedeploy python3-pytest \
-	ssl-cert uidmap uwsgi-core uwsgi-plugin-python3
+	ssl-cert systemd-container uidmap uwsgi-core uwsgi-plugin-python3
 
 .PHONY: dist check clean
 

@@ -1,10 +1,16 @@
 """An isolated host of this host's release where maintainer scripts really act.
 
-A tree made by testbeds.py with systemd-sysv installed but not running and
-no policy-rc.d, so invoke-rc.d runs the init scripts for real. Each Testbed
-unpacks it and runs it under its own network, PID, mount, UTS and IPC
-namespaces: its own loopback and ports, its own /run; nothing leaks to the
-host, and killing its PID 1 ends every process it started.
+A tree made by testbeds.py with both sysvinit-core and systemd installed and
+no policy-rc.d, so invoke-rc.d and deb-systemd-invoke act for real. Each
+Testbed unpacks it and boots it with one of two init systems (INITS):
+- "sysvinit": under its own network, PID, mount, UTS and IPC namespaces with
+  a reaper as PID 1 and the rc2.d scripts run as boot runs them (invoke-rc.d
+  runs the init scripts; sysvinit's runlevel reads the utmp boot writes: on
+  trixie, systemd's runlevel answers "unknown" unless systemd runs);
+- "systemd": systemd as PID 1 (systemd-nspawn --boot, its own network), so
+  the maintainer scripts act through systemctl and the units.
+Either way it has its own loopback and ports and its own /run; nothing leaks to
+the host, and killing its PID 1 ends every process it started.
 
 It holds real nova (sqlite, noauth2), nginx, uWSGI and nova-api, and sees the
 packages from dist/ (or another apt repository) at /srv/dist.
@@ -26,12 +32,13 @@ HERE = pathlib.Path(__file__).resolve().parent
 WORK = TOP / "build" / "lifecycle"
 # Everything the packages and the scenarios need: the testbed has no network.
 PACKAGES = """
-    systemd-sysv nginx nova-api nova-common python3-nova python3-pastedeploy
+    sysvinit-core systemd nginx nova-api nova-common python3-nova python3-pastedeploy
     uwsgi-core uwsgi-plugin-python3 ssl-cert iproute2 procps curl openssl
     ca-certificates python3-openstackclient
     python3-routes python3-six python3-pbr python3-webob python3-oslo.config
     python3-oslo.log
 """.split()
+INITS = ("sysvinit", "systemd")
 CA = "/etc/ssl/lifecycle/ca.pem"
 CERT = "/etc/ssl/lifecycle/server.pem"
 KEY = "/etc/ssl/lifecycle/server.key"
@@ -83,16 +90,38 @@ def utmp_runlevel(level):
                        b"~", b"~~", b"runlevel", b"", 0, int(time.time()), 0, b"")
 
 
+def container_init(anchor):
+    """PID (as this host sees it) of PID 1 in a namespace below process ``anchor``."""
+    parents = {}
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    for pid in parents:
+        above = pid
+        while above in parents and above != anchor:
+            above = parents[above]
+        with contextlib.suppress(OSError):
+            if above == anchor and pid != anchor and pathlib.Path(
+                    f"/proc/{pid}/status").read_text().split("NSpid:")[1].split("\n")[0] \
+                    .split()[-1] == "1":
+                return pid
+    return None
+
+
 class Testbed:
-    def __init__(self, name, repo):
+    def __init__(self, name, repo, init="sysvinit"):
+        assert init in INITS, init
         self.root = WORK / name
         self.repo = pathlib.Path(repo)
+        self.init = init
         self.pid = None
 
     def start(self):
         subprocess.run(["rm", "-rf", str(self.root)], check=True)
         self.root.mkdir(parents=True)
         subprocess.run(["tar", "-xf", str(tarball()), "-C", str(self.root)], check=True)
+        if self.init == "systemd":
+            return self.start_systemd()
         self.anchor = subprocess.Popen(
             ["unshare", "--net", "--pid", "--mount", "--uts", "--ipc", "--fork",
              "--kill-child", "sh", "-c", ENTER, "enter", str(self.root),
@@ -110,10 +139,40 @@ class Testbed:
             time.sleep(0.1)
         raise AssertionError("the testbed did not start")
 
+    def start_systemd(self):
+        """Boot the tree with systemd as PID 1; return when systemctl answers."""
+        # Both options, or nspawn wants a system bus the host has not got.
+        self.anchor = subprocess.Popen(
+            ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
+             "--private-network", "--console=read-only", "--hostname=testbed",
+             f"--machine={self.root.name}", "-D", str(self.root),
+             f"--bind-ro={self.repo}:/srv/dist"], stdin=subprocess.DEVNULL,
+            stdout=open(WORK / f"{self.root.name}.log", "a"), stderr=subprocess.STDOUT,
+            # The unified hierarchy: trixie's systemd boots in nothing else.
+            env=dict(os.environ, PATH=DEBIAN_PATH, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.anchor.poll() is None, \
+                "systemd-nspawn exited:\n" + (WORK / f"{self.root.name}.log").read_text()[-3000:]
+            self.pid = container_init(self.anchor.pid)
+            # systemctl answers once systemd listens on its private socket.
+            if self.pid and self.run("test -S /run/systemd/private", check=False,
+                                     quiet=True).returncode == 0:
+                self.run("apt-get update -q -o Acquire::Languages=none")
+                return self
+            time.sleep(0.2)
+        raise AssertionError("systemd did not boot in the testbed")
+
     def stop(self):
-        if self.pid:
+        if self.init == "systemd" and self.pid and self.anchor.poll() is None:
+            self.run("systemctl --check-inhibitors=no --no-block poweroff", check=False)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.anchor.wait(timeout=60)
+        if self.pid and self.anchor.poll() is None:
             subprocess.run(["kill", "-9", str(self.pid)])
         self.anchor.wait(timeout=30)
+        if self.init == "systemd":
+            subprocess.run(["rm", "-rf", f"/run/systemd/nspawn/propagate/{self.root.name}"])
         subprocess.run(["rm", "-rf", str(self.root)], check=True)
 
     def command(self, script):
@@ -122,9 +181,10 @@ class Testbed:
                 "--ipc", "--root", "--wd", "--", "/usr/bin/env", "-i", f"PATH={DEBIAN_PATH}",
                 "HOME=/root", "LC_ALL=C.UTF-8", "/bin/sh", "-c", script]
 
-    def run(self, script, check=True, timeout=600):
+    def run(self, script, check=True, timeout=600, quiet=False):
         """Run a shell script inside; show it and its output in the test log."""
-        print(f"testbed# {script}")
+        if not quiet:
+            print(f"testbed# {script}")
         # Files, not pipes: daemons started inside would hold a pipe open.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             proc = subprocess.run(self.command(script), stdin=subprocess.DEVNULL,
@@ -133,7 +193,8 @@ class Testbed:
             err.seek(0)
             proc.stdout = out.read().decode(errors="replace")
             proc.stderr = err.read().decode(errors="replace")
-        print(proc.stdout + proc.stderr, end="")
+        if not quiet:
+            print(proc.stdout + proc.stderr, end="")
         if check and proc.returncode:
             pytest.fail(f"in the testbed, `{script}` exited {proc.returncode}:\n"
                         f"{proc.stdout}{proc.stderr}")
@@ -155,19 +216,33 @@ class Testbed:
                         "-o Dpkg::Options::=--force-confold " + args, check=check)
 
     def boot(self):
-        """What boot does under sysvinit: a runlevel in utmp, then rc2.d's S scripts."""
-        self.run("mkdir -p /run/lock && chmod 1777 /run/lock")
-        subprocess.run(self.command("cat > /run/utmp"), input=utmp_runlevel("2"), check=True)
-        self.run("for script in /etc/rc2.d/S*; do [ -x \"$script\" ] && \"$script\" start; "
-                 "done; runlevel")
+        """What boot does under sysvinit: a runlevel in utmp, then rc2.d's S scripts.
+        Under systemd: wait for systemd to have started every unit."""
+        if self.init == "systemd":
+            self.run("timeout 120 systemctl is-system-running --wait; "
+                     "systemctl --failed --no-legend",
+                     check=False)
+        else:
+            self.run("mkdir -p /run/lock && chmod 1777 /run/lock")
+            subprocess.run(self.command("cat > /run/utmp"), input=utmp_runlevel("2"),
+                           check=True)
+            self.run("for script in /etc/rc2.d/S*; do [ -x \"$script\" ] && "
+                     "\"$script\" start; done; runlevel")
         # Booted: whatever holds 8774 (nova-api, or the gateway) answers.
         self.wait_until("curl -s -o /dev/null http://127.0.0.1:8774/ || "
                         "curl -sk -o /dev/null https://127.0.0.1:8774/", "8774 after boot", 120)
 
     def reboot(self):
-        """Every process but PID 1 killed, /run a new empty tmpfs, then boot."""
-        self.run("kill -9 -1 || true; sleep 0.5; umount -l /run; "
-                 "mount -t tmpfs -o mode=0755 tmpfs /run")
+        """sysvinit: every process but PID 1 killed, /run a new empty tmpfs, then boot.
+        systemd: `systemctl reboot`; systemd-nspawn exits (133) and boots the tree again."""
+        if self.init == "systemd":
+            self.run("systemctl --check-inhibitors=no --no-block reboot")
+            status = self.anchor.wait(timeout=120)
+            assert status == 133, f"systemd-nspawn exited {status} on reboot, not 133"
+            self.start_systemd()
+        else:
+            self.run("kill -9 -1 || true; sleep 0.5; umount -l /run; "
+                     "mount -t tmpfs -o mode=0755 tmpfs /run")
         self.boot()
 
     def wait_until(self, script, what, timeout=60):
@@ -179,14 +254,19 @@ class Testbed:
         pytest.fail(f"timed out waiting for {what}\n" + self.logs())
 
     def logs(self):
+        """What the operator would look at: the gateway's, nginx's and nova's logs,
+        and under systemd the journal of the units involved."""
+        journal = ("; journalctl --no-pager -n 40 -u nova-uwsgi-gateway -u nginx -u nova-api"
+                   if self.init == "systemd" else "")
         return self.run("tail -n 30 /var/log/nova-uwsgi-gateway/*.log "
-                        "/var/log/nginx/error.log /var/log/nova/*.log", check=False).stdout
+                        "/var/log/nginx/error.log /var/log/nova/*.log" + journal,
+                        check=False).stdout
 
 
 @contextlib.contextmanager
-def booted_testbed(name, repo):
+def booted_testbed(name, repo, init="sysvinit"):
     """A testbed that has booted (nginx, nova-api running), removed afterwards."""
-    bed = Testbed(name, repo).start()
+    bed = Testbed(name, repo, init).start()
     try:
         bed.boot()
         yield bed

@@ -12,6 +12,7 @@ cached like this host's.
 """
 import re
 import subprocess
+import uuid
 
 import pytest
 
@@ -22,7 +23,7 @@ RELEASE = other_release()
 ROOT = TOP / "build" / "release" / RELEASE
 SRC = "/root/src"
 BINDS = [(CACHE, f"{SRC}/cache")]
-TIERS = ["tests/unit", "tests/conf", "tests/package", "tests/test_testbeds.py"]
+TIERS = ["tests/unit", "tests/conf", "tests/package", "tests/lifecycle", "tests/test_testbeds.py"]
 
 
 def make_variable(name):
@@ -71,6 +72,8 @@ def built():
     ROOT.mkdir(parents=True)
     subprocess.run(["tar", "-xf", str(tree), "-C", str(ROOT)], check=True)
     subprocess.run(["cp", "/etc/resolv.conf", str(ROOT / "etc/resolv.conf")], check=True)
+    # A machine has an ID (mmdebstrap leaves it empty); trixie's systemd-nspawn needs it.
+    (ROOT / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
     copy_tracked_tree(ROOT / SRC.lstrip("/"))
     # make dist and the tests take the tracked files from git, as in a clone.
     return as_host(ROOT, f"cd {SRC} && git init -q && git add -A && make dist", BINDS,
