@@ -74,9 +74,11 @@ def built():
     subprocess.run(["cp", "/etc/resolv.conf", str(ROOT / "etc/resolv.conf")], check=True)
     # A machine has an ID (mmdebstrap leaves it empty); trixie's systemd-nspawn needs it.
     (ROOT / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+    # A clone (the upgrade from 0.1.0 builds that commit), with this tree's changes
+    # on top: make dist and the tests take the tracked files from git.
+    subprocess.run(["git", "clone", "-q", str(TOP), str(ROOT / SRC.lstrip("/"))], check=True)
     copy_tracked_tree(ROOT / SRC.lstrip("/"))
-    # make dist and the tests take the tracked files from git, as in a clone.
-    return as_host(ROOT, f"cd {SRC} && git init -q && git add -A && make dist", BINDS,
+    return as_host(ROOT, f"cd {SRC} && git add -A && make dist", BINDS,
                    capture_output=True, text=True)
 
 
