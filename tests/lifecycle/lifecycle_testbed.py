@@ -141,10 +141,11 @@ class Testbed:
 
     def start_systemd(self):
         """Boot the tree with systemd as PID 1; return when systemctl answers."""
-        # Both options, or nspawn wants a system bus the host has not got.
+        # --register=no and --keep-unit, or nspawn wants a system bus the host has not
+        # got; --link-journal=no, or it wants the host's machine ID (a chroot has none).
         self.anchor = subprocess.Popen(
             ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
-             "--private-network", "--console=read-only", "--hostname=testbed",
+             "--link-journal=no", "--private-network", "--console=read-only", "--hostname=testbed",
              f"--machine={self.root.name}", "-D", str(self.root),
              f"--bind-ro={self.repo}:/srv/dist"], stdin=subprocess.DEVNULL,
             stdout=open(WORK / f"{self.root.name}.log", "a"), stderr=subprocess.STDOUT,
