@@ -1,9 +1,9 @@
 """The other supported release, proven from the same source by make check.
 
 On a bookworm host that is trixie (and bookworm on a trixie host): its packages
-are built on it, with its debhelper, dh-python and stdeb, and the tiers that need
-no more than a host of their own (unit; conf with its nginx and uWSGI; package:
-its lintian on its packages and both autopkgtests on a testbed of it) pass there.
+are built on it, with its debhelper, dh-python and stdeb, and the tiers pass there:
+unit; conf with its nginx and uWSGI; package (its lintian on its packages and both
+autopkgtests on a testbed of it); the lifecycle scenarios of both init systems.
 
 That host is a tree testbeds.py makes and caches, unpacked afresh for each run and
 entered with testbeds.as_host: apt sources in deb822 (as that release's installer
@@ -23,7 +23,8 @@ RELEASE = other_release()
 ROOT = TOP / "build" / "release" / RELEASE
 SRC = "/root/src"
 BINDS = [(CACHE, f"{SRC}/cache")]
-TIERS = ["tests/unit", "tests/conf", "tests/package", "tests/lifecycle", "tests/test_testbeds.py"]
+TIERS = ["tests/unit", "tests/conf", "tests/package", "tests/lifecycle/test_init_systems.py",
+         "tests/test_testbeds.py"]
 
 
 def make_variable(name):
