@@ -16,8 +16,8 @@ import types
 import pytest
 
 from conf_harness import (
-    UWSGI, Vassal, clean_env, copy_conf, pool_ini, public_tmpdir, stop,
-    uwsgi_request, wait_for, write_echo_app)
+    INSTALLED_RUN, TOP, UWSGI, Vassal, clean_env, copy_conf, pool_ini, public_tmpdir,
+    socket_dir, stop, uwsgi_request, wait_for, write_echo_app)
 
 SCAN = 3 + 2  # uWSGI's default emperor-freq (3 s), and room to act on it
 
@@ -42,12 +42,17 @@ def emperor():
         vassal = Vassal(available, available).for_test(
             root, write_echo_app(root), pool=True)
         log = root / "emperor.log"
+        # A copy of uwsgi-core, which a test can replace as an upgrade does: the
+        # emperor starts its vassals from the file at this path.
+        binary = root / "bin" / "uwsgi-core"
+        binary.parent.mkdir()
+        shutil.copy2(UWSGI, binary)
         with open(log, "ab") as out:
-            proc = subprocess.Popen([UWSGI, "--ini", str(pool_ini(root)),
+            proc = subprocess.Popen([str(binary), "--ini", str(pool_ini(root)),
                                      "--ini", str(etc / "emperor.ini")],
                                     stdout=out, stderr=out, env=clean_env())
         em = types.SimpleNamespace(
-            root=root, proc=proc, enabled=enabled, vassal=vassal,
+            root=root, proc=proc, enabled=enabled, vassal=vassal, binary=binary,
             link=enabled / "osapi_compute.ini",
             log=lambda: log.read_text(errors="replace"))
 
@@ -155,3 +160,49 @@ def test_disabling_a_vassal_lets_requests_in_flight_finish(emperor):
     status, body = slow_request_during(emperor, emperor.link.unlink, SCAN + 1)
 
     assert status == 200, emperor.log()
+
+
+def reload_vassals(emperor):
+    """share/reload-vassals (the service's reload) on this emperor's fifos."""
+    script = emperor.root / "reload-vassals"
+    script.write_text((TOP / "share" / "reload-vassals").read_text().replace(
+        INSTALLED_RUN, str(socket_dir(emperor.root))))
+    return subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=30,
+                          env=clean_env())
+
+
+def workers(master):
+    return {int(pid) for pid in
+            open(f"/proc/{master}/task/{master}/children").read().split()}
+
+
+def test_reload_replaces_each_worker_and_keeps_the_master(emperor):
+    master = emperor.enable()
+    before = workers(master)
+
+    reload = reload_vassals(emperor)
+    wait_for(lambda: emperor.log().count("chain reloading complete") >= 1, 30,
+             "the chain reload")
+
+    assert reload.returncode == 0, reload.stderr
+    assert pid_alive(master), emperor.log()
+    assert not workers(master) & before, emperor.log()
+
+
+def test_reload_after_an_upgrade_of_uwsgi_restarts_the_vassal_on_the_new_binary(emperor):
+    master = emperor.enable()
+    # What dpkg does to a file it upgrades: a new file renamed over the old one.
+    shutil.copy2(UWSGI, emperor.binary.with_suffix(".dpkg-new"))
+    emperor.binary.with_suffix(".dpkg-new").rename(emperor.binary)
+
+    status = {}
+    reload = reload_vassals(emperor)
+    # Sent while the vassal restarts: it waits in the emperor's socket.
+    status["request"], _ = uwsgi_request(emperor.vassal.socket, timeout=SCAN + 30)
+    new = emperor.vassal_started(2)
+
+    assert reload.returncode == 0, reload.stderr
+    assert "osapi_compute runs replaced code: restarting it" in reload.stdout
+    assert status["request"] == 200, emperor.log()
+    assert new != master
+    assert os.readlink(f"/proc/{new}/exe") == str(emperor.binary), emperor.log()
