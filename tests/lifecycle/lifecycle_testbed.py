@@ -1,4 +1,4 @@
-"""An isolated host of this host's release where maintainer scripts really act.
+"""An isolated host of this host's release (or another) where maintainer scripts really act.
 
 A tree made by testbeds.py with both sysvinit-core and systemd installed and
 no policy-rc.d, so invoke-rc.d and deb-systemd-invoke act for real. Each
@@ -73,10 +73,10 @@ exec chroot "$root" /usr/bin/python3 -c "$3"
 """
 
 
-def tarball():
-    """The testbed's tree, made once (about 3 minutes)."""
+def tarball(release=None):
+    """The testbed's tree of ``release`` (default: the host's), made once (about 3 minutes)."""
     prepare = HERE / "prepare-testbed"
-    return cached_tree("lifecycle", host_release(), [
+    return cached_tree("lifecycle", release or host_release(), [
         "--variant=apt", "--include=" + ",".join(PACKAGES),
         f"--customize-hook=copy-in {prepare} /usr/local/sbin",
         '--customize-hook=chroot "$1" /usr/local/sbin/prepare-testbed',
@@ -109,17 +109,20 @@ def container_init(anchor):
 
 
 class Testbed:
-    def __init__(self, name, repo, init="sysvinit"):
+    __test__ = False  # a helper, not tests (modules import it by name)
+
+    def __init__(self, name, repo, init="sysvinit", release=None):
         assert init in INITS, init
         self.root = WORK / name
         self.repo = pathlib.Path(repo)
         self.init = init
+        self.release = release or host_release()
         self.pid = None
 
     def start(self):
         subprocess.run(["rm", "-rf", str(self.root)], check=True)
         self.root.mkdir(parents=True)
-        subprocess.run(["tar", "-xf", str(tarball()), "-C", str(self.root)], check=True)
+        subprocess.run(["tar", "-xf", str(tarball(self.release)), "-C", str(self.root)], check=True)
         # Its name resolves without a network, as an installed machine's does
         # (nova-common's postinst asks `hostname -i`).
         self.path("/etc/hostname").write_text("testbed\n")
@@ -181,19 +184,20 @@ class Testbed:
             subprocess.run(["rm", "-rf", f"/run/systemd/nspawn/propagate/{self.root.name}"])
         subprocess.run(["rm", "-rf", str(self.root)], check=True)
 
-    def command(self, script):
-        """argv that runs a shell script inside the testbed, as root at a root prompt."""
-        return ["nsenter", f"--target={self.pid}", "--mount", "--net", "--pid", "--uts",
-                "--ipc", "--root", "--wd", "--", "/usr/bin/env", "-i", f"PATH={DEBIAN_PATH}",
-                "HOME=/root", "LC_ALL=C.UTF-8", "/bin/sh", "-c", script]
+    def command(self, script, online=False):
+        """argv that runs a shell script inside the testbed, as root at a root prompt.
+        ``online``: in the host's network instead of the testbed's (to reach the archive)."""
+        return ["nsenter", f"--target={self.pid}", "--mount", *([] if online else ["--net"]),
+                "--pid", "--uts", "--ipc", "--root", "--wd", "--", "/usr/bin/env", "-i",
+                f"PATH={DEBIAN_PATH}", "HOME=/root", "LC_ALL=C.UTF-8", "/bin/sh", "-c", script]
 
-    def run(self, script, check=True, timeout=600, quiet=False):
+    def run(self, script, check=True, timeout=600, quiet=False, online=False):
         """Run a shell script inside; show it and its output in the test log."""
         if not quiet:
-            print(f"testbed# {script}")
+            print(f"testbed{'(online)' if online else ''}# {script}")
         # Files, not pipes: daemons started inside would hold a pipe open.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            proc = subprocess.run(self.command(script), stdin=subprocess.DEVNULL,
+            proc = subprocess.run(self.command(script, online), stdin=subprocess.DEVNULL,
                                   stdout=out, stderr=err, timeout=timeout)
             out.seek(0)
             err.seek(0)
@@ -215,11 +219,12 @@ class Testbed:
         """A testbed file as seen from the host (not under /run, /tmp, /proc)."""
         return self.root / path.lstrip("/")
 
-    def apt(self, args, check=True):
+    def apt(self, args, check=True, timeout=600, online=False):
         """apt-get the way apt runs non-interactively: keep edited conffiles."""
         return self.run("DEBIAN_FRONTEND=noninteractive apt-get -y -q "
                         "-o Dpkg::Options::=--force-confdef "
-                        "-o Dpkg::Options::=--force-confold " + args, check=check)
+                        "-o Dpkg::Options::=--force-confold " + args, check=check,
+                        timeout=timeout, online=online)
 
     def boot(self):
         """What boot does under sysvinit: a runlevel in utmp, then rc2.d's S scripts.
@@ -284,20 +289,32 @@ class Load:
     """tests/lifecycle/load.py running inside a testbed while the block runs.
 
     Afterwards ``ok`` holds the time of every 200 and ``failed`` [time, what]
-    of every other outcome, as the clients saw it.
+    of every other outcome, as the clients saw it. ``from_host``: the host's
+    python3 runs the clients in the testbed's network, for when the testbed's
+    own python3 is itself being upgraded.
     """
 
-    def __init__(self, testbed, url="https://127.0.0.1:8774/", connections=4):
+    def __init__(self, testbed, url="https://127.0.0.1:8774/", connections=4, from_host=False):
         self.testbed, self.url, self.connections = testbed, url, connections
+        self.from_host = from_host
         self.stopfile = "/var/tmp/stop-load"
         self.output = WORK / f"{testbed.root.name}-load.json"
 
     def __enter__(self):
-        self.testbed.path("/usr/local/lib/load.py").write_bytes((HERE / "load.py").read_bytes())
         self.testbed.path(self.stopfile).unlink(missing_ok=True)
         self.file = open(self.output, "w")
-        self.proc = self.testbed.popen(f"exec python3 /usr/local/lib/load.py {self.url} {CA} "
-                                       f"{self.connections} {self.stopfile}", self.file)
+        if self.from_host:
+            self.proc = subprocess.Popen(
+                ["nsenter", f"--net=/proc/{self.testbed.pid}/ns/net", "/usr/bin/python3",
+                 str(HERE / "load.py"), self.url, str(self.testbed.path(CA)),
+                 str(self.connections), str(self.testbed.path(self.stopfile))],
+                stdin=subprocess.DEVNULL, stdout=self.file, stderr=subprocess.STDOUT)
+        else:
+            self.testbed.path("/usr/local/lib/load.py").write_bytes(
+                (HERE / "load.py").read_bytes())
+            self.proc = self.testbed.popen(
+                f"exec python3 /usr/local/lib/load.py {self.url} {CA} "
+                f"{self.connections} {self.stopfile}", self.file)
         time.sleep(2)  # let the clients get going before the action starts
         assert self.proc.poll() is None, self.output.read_text()
         return self
