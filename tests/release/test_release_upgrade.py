@@ -124,7 +124,8 @@ def test_apt_full_upgrade_to_the_new_release_keeps_every_admin_choice(testbed, c
     # reload would have forked workers of the old interpreter).
     journal = testbed.run("journalctl --no-pager -u nova-uwsgi-gateway").stdout
     for name in ("osapi_compute", "ooi_api"):
-        assert f"{name} runs replaced code: restarting it" in journal, journal[-3000:]
+        assert f"{name} runs replaced code: restarting it" in journal, "\n".join(
+            line for line in journal.splitlines() if "requestlog" not in line)[-4000:]
     # The workers run the new release's Python and nova, not the old interpreter.
     python = testbed.run("readlink -f /usr/bin/python3").stdout.strip().rsplit("/", 1)[1]
     for pid in vassal(testbed)[1]:
