@@ -77,3 +77,16 @@ def test_upgrade_under_load_fails_no_request_and_keeps_every_admin_choice(testbe
         assert testbed.path(conffile + ".dpkg-dist").exists(), out
     for link in OOI_LINKS:
         assert not testbed.path(link).is_symlink(), f"{link} came back"
+
+
+def test_a_change_of_novas_code_alone_reloads_the_workers_under_load(testbed):
+    before = ready_workers(testbed, 3)
+
+    with Load(testbed) as load:
+        # What dpkg does when python3-nova's files change (its upgrade alone, e.g. a
+        # security update): our file trigger, processed as at the end of a dpkg run.
+        testbed.run("dpkg-trigger --no-await /usr/lib/python3/dist-packages/nova && "
+                    "dpkg --triggers-only --pending")
+        ready_workers(testbed, 3, old=before)
+
+    assert load.failed == [], "requests failed during the reload"
