@@ -126,14 +126,15 @@ def test_apt_full_upgrade_to_the_new_release_keeps_every_admin_choice(testbed, c
             line for line in journal.splitlines() if "requestlog" not in line)[-4000:]
     # The workers run the new release's Python and nova, not the old interpreter.
     python = testbed.run("readlink -f /usr/bin/python3").stdout.strip().rsplit("/", 1)[1]
-    for pid in vassal(testbed)[1]:
+    workers = vassal(testbed)[1]
+    for pid in workers:
         maps = testbed.run(f"cat /proc/{pid}/maps", quiet=True).stdout
         assert f"lib{python}.so" in maps, f"worker {pid} does not run {python}\n" + \
             testbed.logs()
     # dpkg kept the admin's conffiles.
     assert CERT in testbed.path(TLS_CONF).read_text()
     assert "processes = 3" in testbed.path(VASSAL).read_text()
-    assert len(vassal(testbed)[1]) == 3
+    assert len(workers) == 3
     hand_over_intact(testbed)
     ooi = testbed.run(f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {CA} "
                       "https://127.0.0.1:8787/", check=False).stdout
