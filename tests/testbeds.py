@@ -21,6 +21,10 @@ MAX_AGE = 7 * 24 * 3600  # a week-old tree misses too many updates
 # What differs between the releases the product supports: codename -> version number
 # (the +debN of the packages' versions).
 RELEASES = {"bookworm": "12", "trixie": "13"}
+# The release whose lifecycle tier (tests/lifecycle) runs in full, and the init
+# system it boots with: what most operators run. The other release runs the
+# scenarios of both init systems (test_init_systems.py) and piuparts.
+FULL_LIFECYCLE = ("trixie", "systemd")
 
 
 def host_release():

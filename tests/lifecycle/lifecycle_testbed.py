@@ -8,7 +8,8 @@ Testbed unpacks it and boots it with one of two init systems (INITS):
   runs the init scripts; sysvinit's runlevel reads the utmp boot writes: on
   trixie, systemd's runlevel answers "unknown" unless systemd runs);
 - "systemd": systemd as PID 1 (systemd-nspawn --boot, its own network), so
-  the maintainer scripts act through systemctl and the units.
+  the maintainer scripts act through systemctl and the units. The default:
+  testbeds.FULL_LIFECYCLE's init system.
 Either way it has its own loopback and ports and its own /run; nothing leaks to
 the host, and killing its PID 1 ends every process it started.
 
@@ -26,7 +27,8 @@ import time
 
 import pytest
 
-from testbeds import DEBIAN_PATH, TOP, cached_tree, copy_tracked_tree, host_release
+from testbeds import DEBIAN_PATH, FULL_LIFECYCLE, TOP, cached_tree, copy_tracked_tree, \
+    host_release
 
 HERE = pathlib.Path(__file__).resolve().parent
 WORK = TOP / "build" / "lifecycle"
@@ -111,9 +113,10 @@ def container_init(anchor):
 class Testbed:
     __test__ = False  # a helper, not tests (modules import it by name)
 
-    def __init__(self, name, repo, init="sysvinit", release=None):
+    def __init__(self, name, repo, init=FULL_LIFECYCLE[1], release=None):
         assert init in INITS, init
         self.root = WORK / name
+        self.machine = name.replace("_", "-")  # a host name: test modules' names have "_"
         self.repo = pathlib.Path(repo)
         self.init = init
         self.release = release or host_release()
@@ -154,7 +157,7 @@ class Testbed:
         self.anchor = subprocess.Popen(
             ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
              "--link-journal=no", "--private-network", "--console=read-only", "--hostname=testbed",
-             f"--machine={self.root.name}", "-D", str(self.root),
+             f"--machine={self.machine}", "-D", str(self.root),
              f"--bind-ro={self.repo}:/srv/dist"], stdin=subprocess.DEVNULL,
             stdout=open(WORK / f"{self.root.name}.log", "a"), stderr=subprocess.STDOUT,
             # The unified hierarchy: trixie's systemd boots in nothing else.
@@ -181,7 +184,7 @@ class Testbed:
             subprocess.run(["kill", "-9", str(self.pid)])
         self.anchor.wait(timeout=30)
         if self.init == "systemd":
-            subprocess.run(["rm", "-rf", f"/run/systemd/nspawn/propagate/{self.root.name}"])
+            subprocess.run(["rm", "-rf", f"/run/systemd/nspawn/propagate/{self.machine}"])
         subprocess.run(["rm", "-rf", str(self.root)], check=True)
 
     def command(self, script, online=False):
@@ -264,6 +267,24 @@ class Testbed:
             time.sleep(0.5)
         pytest.fail(f"timed out waiting for {what}\n" + self.logs())
 
+    @property
+    def gateway_log_command(self):
+        """A shell command printing where the emperor's, the vassals' and nova's lines
+        go: the journal under systemd, the emperor's log file under sysvinit."""
+        if self.init == "systemd":
+            return "journalctl --no-pager -o cat -u nova-uwsgi-gateway"
+        return "cat /var/log/nova-uwsgi-gateway/emperor.log"
+
+    def gateway_log(self):
+        return self.run(self.gateway_log_command, quiet=True).stdout
+
+    def emperor_pid(self):
+        """The emperor's PID: the unit's MainPID under systemd, the init script's pidfile."""
+        if self.init == "systemd":
+            return self.run("systemctl show --value -p MainPID nova-uwsgi-gateway.service",
+                            quiet=True).stdout.strip()
+        return self.run("cat /run/nova-uwsgi-gateway.pid", quiet=True).stdout.strip()
+
     def logs(self):
         """What the operator would look at: the gateway's, nginx's and nova's logs,
         and under systemd the journal of the units involved."""
@@ -275,7 +296,7 @@ class Testbed:
 
 
 @contextlib.contextmanager
-def booted_testbed(name, repo, init="sysvinit"):
+def booted_testbed(name, repo, init=FULL_LIFECYCLE[1]):
     """A testbed that has booted (nginx, nova-api running), removed afterwards."""
     bed = Testbed(name, repo, init).start()
     try:

@@ -93,6 +93,6 @@ def test_a_malformed_request_line_is_400(testbed):
 
 def test_none_of_this_reached_uwsgi_as_a_crash(testbed):
     assert list(vassal(testbed)) == BEFORE, "the vassal's master or workers changed"
-    log = testbed.run("cat /var/log/nova-uwsgi-gateway/emperor.log").stdout
+    log = testbed.gateway_log()
     for crash in ("invalid request block size", "Segmentation fault", "DAMN ! worker"):
         assert crash not in log

@@ -65,12 +65,6 @@ def unit(host, prop="ActiveState"):
     return "active" if status == 0 else "inactive"
 
 
-def emperor_pid(host):
-    if host.init == "systemd":
-        return unit(host, "MainPID")
-    return host.run("cat /run/nova-uwsgi-gateway.pid").stdout.strip()
-
-
 def test_install_takes_8774_from_nova_api_and_serves_when_apt_returns(host):
     assert nova_api_running(host)
     nginx = host.run("cat /run/nginx.pid").stdout.strip()
@@ -80,7 +74,7 @@ def test_install_takes_8774_from_nova_api_and_serves_when_apt_returns(host):
                     check=False).stdout
 
     assert code == "200", f"right after apt returned, :8774 answered {code}\n{host.logs()}"
-    assert NOT_SERVING not in out + gateway_log(host), "the start waited its whole bound"
+    assert NOT_SERVING not in out + host.gateway_log(), "the start waited its whole bound"
     assert "stopping and disabling nova-api" in out
     assert not nova_api_running(host)
     assert host.run("cat /run/nginx.pid").stdout.strip() == nginx, "nginx restarted, not reloaded"
@@ -112,16 +106,9 @@ def test_reload_under_load_replaces_every_worker_and_fails_no_request(host):
     assert vassal(host)[0] == master, "the vassal master was restarted, not reloaded"
 
 
-def gateway_log(host):
-    """Where the emperor's, the vassals' and nova's lines go: the journal, or the log file."""
-    if host.init == "systemd":
-        return host.run("journalctl --no-pager -o cat -u nova-uwsgi-gateway", quiet=True).stdout
-    return host.run("cat /var/log/nova-uwsgi-gateway/emperor.log", quiet=True).stdout
-
-
 def test_novas_lines_in_the_gateways_log_are_not_repeated_per_rpc_client(host):
     # nova 26 logged "Using RPCClient manually..." about 650 times per worker start.
-    log = gateway_log(host)
+    log = host.gateway_log()
     workers_started = log.count("(default app)")
     repeated = log.count("Using RPCClient manually")
 
@@ -130,13 +117,13 @@ def test_novas_lines_in_the_gateways_log_are_not_repeated_per_rpc_client(host):
 
 
 def test_restart_serves_when_it_returns(host):
-    before = emperor_pid(host)
+    before = host.emperor_pid()
 
     out = host.run("service nova-uwsgi-gateway restart")
 
     assert https_status(host) == "200", host.logs()
-    assert emperor_pid(host) != before
-    assert NOT_SERVING not in out.stdout + out.stderr + gateway_log(host)
+    assert host.emperor_pid() != before
+    assert NOT_SERVING not in out.stdout + out.stderr + host.gateway_log()
 
 
 def test_stop_leaves_no_uwsgi_process_and_start_serves_when_it_returns(host):
@@ -159,14 +146,14 @@ def test_a_nova_that_cannot_load_makes_start_wait_a_bounded_time_and_say_why(hos
         started = time.monotonic()
         out = host.run("service nova-uwsgi-gateway restart", check=False)
         waited = time.monotonic() - started
-        said = out.stdout + out.stderr + (gateway_log(host) if host.init == "systemd" else "")
+        said = out.stdout + out.stderr + (host.gateway_log() if host.init == "systemd" else "")
     finally:
         host.run("chmod 0640 /etc/nova/nova.conf")
 
     assert waited < 90, f"restart took {waited:.0f} s"
     assert "osapi_compute.ini has not answered on /run/nova-uwsgi-gateway/osapi_compute.sock " \
         "within 60 s" in said, said
-    assert "cannot read /etc/nova/nova.conf: Permission denied" in gateway_log(host)
+    assert "cannot read /etc/nova/nova.conf: Permission denied" in host.gateway_log()
     # The emperor keeps retrying the vassal: once nova.conf is readable, it serves.
     host.wait_until(f"curl -sf -o /dev/null --cacert {CA} -m 5 https://127.0.0.1:8774/",
                     "the vassal to serve again", 120)
@@ -175,7 +162,7 @@ def test_a_nova_that_cannot_load_makes_start_wait_a_bounded_time_and_say_why(hos
 def test_the_emperor_killed(host, capsys):
     """systemd: Restart= brings it back (the time to serving is printed). sysvinit:
     nothing does; no vassal is left holding the socket and start recovers."""
-    before = emperor_pid(host)
+    before = host.emperor_pid()
     killed_at = time.monotonic()
     host.run(f"kill -9 {before}")
 
@@ -189,10 +176,12 @@ def test_the_emperor_killed(host, capsys):
         with capsys.disabled():  # a measurement: shown even when the test passes
             print(f"\nmeasured on {host_release()} with systemd: :8774 answered 200 again "
                   f"{time.monotonic() - killed_at:.1f} s after kill -9 of the emperor")
-        assert emperor_pid(host) not in (before, "0")
+        assert host.emperor_pid() not in (before, "0")
         host.wait_until("systemctl is-active --quiet nova-uwsgi-gateway", "the unit active", 30)
     else:
         host.wait_until("! pgrep -f '[-]-ini osapi_compute.ini'", "the vassal to exit", 40)
+        host.wait_until("! pgrep -f '[-]-ini /etc/nova-uwsgi-gateway/emperor.ini'",
+                        "the emperor's pool to exit with its master", 10)
         assert https_status(host) == "502"
         host.run("service nova-uwsgi-gateway start")
         assert https_status(host) == "200", host.logs()

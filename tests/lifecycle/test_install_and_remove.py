@@ -1,6 +1,6 @@
 """Installed next to a running nginx and Debian's nova-api; removed and purged again.
 
-The testbed boots like a sysvinit host (nginx and nova-api start from rc2.d),
+The testbed boots (nginx and nova-api start, as on any host that runs them),
 and dpkg's maintainer scripts act for real: nobody restarts anything by hand.
 The tests run in file order.
 """
@@ -11,7 +11,9 @@ SYSTEMD_WANTS = "/etc/systemd/system/multi-user.target.wants/nova-api.service"
 # Bookkeeping of dpkg/apt and logs of other daemons: not files of ours.
 NOT_OURS = ("/var/lib/dpkg/", "/var/lib/apt/", "/var/cache/", "/var/log/apt/",
             "/var/log/dpkg.log", "/var/log/nginx/", "/var/log/nova/", "/var/lib/nova/",
-            "/run/utmp")
+            "/run/utmp",
+            # systemctl's password agent, recording the terminal (a pts) it asked on.
+            "/run/systemd/ask-password-block")
 
 BEFORE_INSTALL = set()
 

@@ -130,11 +130,11 @@ def check(runs, name, verdict):
         pytest.fail(f"piuparts exited {status}, without '{verdict}': see {OUT / name}.log")
 
 
-@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda package: f"{DISTRO}-{package}")
 def test_piuparts_install_purge_is_clean(runs, package):
     check(runs, f"install-purge-{package}", "PASS: Installation and purging test.")
 
 
-@pytest.mark.parametrize("package", UPGRADED)
+@pytest.mark.parametrize("package", UPGRADED, ids=lambda package: f"{DISTRO}-{package}")
 def test_piuparts_upgrade_to_newer_version_is_clean(runs, package):
     check(runs, f"upgrade-{package}", "PASS: Installation, upgrade and purging tests.")

@@ -1,7 +1,8 @@
 """What a host does to a running gateway: reboots, and processes killed under load.
 
 One testbed with the gateway installed and the admin's certificate in place;
-the tests run in file order and each leaves the gateway serving.
+the tests run in file order and each leaves the gateway serving. The emperor
+killed: test_init_systems.py, under each init system.
 """
 import time
 
@@ -24,8 +25,8 @@ def serving(testbed, timeout=60):
     """Wait until :8774 answers 200 over verified TLS and both workers have nova loaded."""
     testbed.wait_until(f"curl -sfS -o /dev/null --cacert {CA} https://127.0.0.1:8774/",
                        "the gateway to answer on 8774", timeout)
-    testbed.wait_until("test $(grep -c 'ready in .* (default app)' "
-                       "/var/log/nova-uwsgi-gateway/emperor.log) -ge 2", "nova in both workers")
+    testbed.wait_until(f"test $({testbed.gateway_log_command} | "
+                       "grep -c 'ready in .* (default app)') -ge 2", "nova in both workers")
 
 
 def check_recovered(load, killed_at, in_flight):
@@ -78,16 +79,3 @@ def test_the_vassal_master_killed_under_load_is_respawned_by_the_emperor(testbed
     check_recovered(load, killed_at, in_flight=load.connections)
     assert vassal(testbed)[0] not in (None, master)
 
-
-def test_the_emperor_killed_leaves_no_vassal_holding_the_socket_and_start_recovers(testbed):
-    # Under sysvinit nothing restarts the emperor (under systemd, Restart=always does).
-    emperor = testbed.run("cat /run/nova-uwsgi-gateway.pid").stdout.strip()
-    testbed.run(f"kill -9 {emperor}")
-    testbed.wait_until("! pgrep -f '[-]-ini osapi_compute.ini'", "the orphaned vassal to exit", 40)
-    testbed.wait_until("! pgrep -f '[-]-ini /etc/nova-uwsgi-gateway/emperor.ini'",
-                       "the emperor's pool to exit with its master", 10)
-
-    testbed.run("service nova-uwsgi-gateway start")
-
-    serving(testbed)
-    assert vassal(testbed)[0] is not None

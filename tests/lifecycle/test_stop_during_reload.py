@@ -16,17 +16,19 @@ def gateway(testbed):
     testbed.apt("install nova-uwsgi-gateway ooi-uwsgi-gateway")
 
 
-def serving(testbed):
-    testbed.wait_until("curl -sfk -o /dev/null https://127.0.0.1:8774/ && "
-                       "test $(grep -c 'ready in .* (default app)' "
-                       "/var/log/nova-uwsgi-gateway/emperor.log) -ge 3",
+def serving(testbed, since):
+    """:8774 answers and both vassals' 3 workers have loaded since the log was ``since`` long."""
+    testbed.wait_until(f"curl -sfk -o /dev/null https://127.0.0.1:8774/ && test $("
+                       f"{testbed.gateway_log_command} | tail -c +{since + 1} | "
+                       "grep -c 'ready in .* (default app)') -ge 3",
                        "8774 and both vassals serving", 120)
 
 
 @pytest.mark.parametrize("seconds_after_reload", [1, 2, 3])
 def test_stop_soon_after_a_reload_leaves_no_uwsgi_process(testbed, seconds_after_reload):
-    testbed.run(": > /var/log/nova-uwsgi-gateway/emperor.log; service nova-uwsgi-gateway start")
-    serving(testbed)
+    since = len(testbed.gateway_log().encode())
+    testbed.run("service nova-uwsgi-gateway start")
+    serving(testbed, since)
 
     testbed.run(f"service nova-uwsgi-gateway reload && sleep {seconds_after_reload} && "
                 "service nova-uwsgi-gateway stop")

@@ -21,9 +21,9 @@ UPGRADE = {}
 
 
 @pytest.fixture(scope="module")
-def testbed():
+def testbed(init):
     repo, UPGRADE["version"] = upgrade_repository()
-    with booted_testbed("test_upgrade", repo) as bed:
+    with booted_testbed("test_upgrade", repo, init) as bed:
         yield bed
 
 
@@ -31,14 +31,14 @@ def ready_workers(testbed, count, old=frozenset()):
     """Wait until the vassal has ``count`` workers, none of ``old``, each with nova loaded."""
     def settled():
         pids = vassal(testbed)[1]
-        log = testbed.run("cat /var/log/nova-uwsgi-gateway/emperor.log").stdout
+        log = testbed.gateway_log()
         return len(pids) == count and not pids & old and \
             all(f" pid: {pid} (default app)" in log for pid in pids)
     deadline = time.monotonic() + 120
     while not settled():
         assert time.monotonic() < deadline, "the vassal's workers did not settle\n" + \
-            testbed.run("grep -v ' INFO \\| WARNING ' /var/log/nova-uwsgi-gateway/emperor.log"
-                        " | tail -n 40").stdout
+            testbed.run(f"{testbed.gateway_log_command} | grep -v ' INFO \\| WARNING ' "
+                        "| tail -n 40").stdout
         time.sleep(0.5)
     return vassal(testbed)[1]
 

@@ -13,16 +13,15 @@ from lifecycle_testbed import (CA, TOP, Load, booted_testbed, build_debs, reposi
                                use_test_certificate, vassal, version)
 
 RELEASED = "5246dad7bf86aeb8676a2a4b2963bc33af579b18"  # the last commit of 0.1.0
-EMPEROR_LOG = "/var/log/nova-uwsgi-gateway/emperor.log"
 
 
 @pytest.fixture(scope="module")
-def testbed():
+def testbed(init):
     if subprocess.run(["git", "cat-file", "-e", RELEASED + "^{commit}"], cwd=TOP).returncode:
         pytest.fail(f"0.1.0's commit {RELEASED} is not in this clone (shallow?): "
                     "fetch the history")
     repo = repository("released-repo", build_debs("released", ref=RELEASED))
-    with booted_testbed("test_upgrade_from_0_1_0", repo) as bed:
+    with booted_testbed("test_upgrade_from_0_1_0", repo, init) as bed:
         yield bed
 
 
@@ -33,9 +32,9 @@ def test_upgrade_from_0_1_0_restarts_the_emperor_once_and_moves_the_sockets_into
                        "0.1.0 to serve 8774")
     # Every worker loaded (2 nova, 1 ooi): stopping one that is still loading waits
     # out worker-reload-mercy (README), which is not what this test measures.
-    testbed.wait_until(f"test $(grep -c 'ready in .* (default app)' {EMPEROR_LOG}) -ge 3",
-                       "nova and ooi in every worker")
-    old_master = testbed.run("cat /run/nova-uwsgi-gateway.pid").stdout.strip()
+    testbed.wait_until(f"test $({testbed.gateway_log_command} | "
+                       "grep -c 'ready in .* (default app)') -ge 3", "nova and ooi in every worker")
+    old_master = testbed.emperor_pid()
 
     with Load(testbed) as load:
         started = time.time()
@@ -47,12 +46,12 @@ def test_upgrade_from_0_1_0_restarts_the_emperor_once_and_moves_the_sockets_into
     assert "stopping the 0.1.0 emperor; configure starts the new one" in out
     assert "restarting nova-uwsgi-gateway once, for the new ooi_api.ini" in out
     assert testbed.run("dpkg-query -W -f '${Version}' nova-uwsgi-gateway").stdout == version()
-    assert testbed.run("cat /run/nova-uwsgi-gateway.pid").stdout.strip() != old_master
+    assert testbed.emperor_pid() not in (old_master, "0")
     assert testbed.run("stat -c '%U:%G %a' /run/nova-uwsgi-gateway/pool").stdout.strip() \
         == "root:nova 750"
     for name in ("osapi_compute", "ooi_api"):
-        testbed.wait_until(f"grep -q 'zerg socket 0 attached to UNIX address "
-                           f"/run/nova-uwsgi-gateway/{name}.sock' {EMPEROR_LOG}",
+        testbed.wait_until(f"{testbed.gateway_log_command} | grep -q 'zerg socket 0 attached "
+                           f"to UNIX address /run/nova-uwsgi-gateway/{name}.sock'",
                            f"the {name} vassal to take its socket from the emperor", 30)
     # ...and nginx reaches ooi's vassal through that socket (ooi answers, if only 401).
     ooi = testbed.run("curl -s -o /dev/null -w '%{http_code}' --max-time 20 "

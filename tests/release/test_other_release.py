@@ -3,7 +3,8 @@
 On a bookworm host that is trixie (and bookworm on a trixie host): its packages
 are built on it, with its debhelper, dh-python and stdeb, and the tiers pass there:
 unit; conf with its nginx and uWSGI; package (its lintian on its packages and both
-autopkgtests on a testbed of it); the lifecycle scenarios of both init systems.
+autopkgtests on a testbed of it); lifecycle: the scenarios of both init systems and
+piuparts, and on trixie (testbeds.FULL_LIFECYCLE) every lifecycle scenario under systemd.
 
 That host is a tree testbeds.py makes and caches, unpacked afresh for each run and
 entered with testbeds.as_host: apt sources in deb822 (as that release's installer
@@ -18,8 +19,8 @@ import pytest
 from other_host import BINDS, RELEASE, ROOT, SRC, dist
 from testbeds import RELEASES, TOP, as_host
 
-TIERS = ["tests/unit", "tests/conf", "tests/package", "tests/lifecycle/test_init_systems.py",
-         "tests/test_testbeds.py"]
+# tests/lifecycle decides for itself what runs on which release (testbeds.FULL_LIFECYCLE).
+TIERS = ["tests/unit", "tests/conf", "tests/package", "tests/lifecycle", "tests/test_testbeds.py"]
 
 
 def test_the_other_releases_packages_are_built_there_and_say_so(built):
@@ -33,7 +34,7 @@ def test_the_other_releases_packages_are_built_there_and_say_so(built):
     assert [v for v in versions if not v.endswith(f"+deb{RELEASES[RELEASE]}")] == []
 
 
-@pytest.mark.parametrize("tier", TIERS)
+@pytest.mark.parametrize("tier", TIERS, ids=lambda tier: f"{RELEASE}:{tier}")
 def test_the_tier_passes_on_the_other_release(built, tier):
     if built.returncode:
         pytest.fail(f"make dist failed on {RELEASE}: nothing to test")
