@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import pathlib
+import re
 import struct
 import subprocess
 import tempfile
@@ -275,8 +276,52 @@ class Testbed:
             return "journalctl --no-pager -o cat -u nova-uwsgi-gateway"
         return "cat /var/log/nova-uwsgi-gateway/emperor.log"
 
-    def gateway_log(self):
-        return self.run(self.gateway_log_command, quiet=True).stdout
+    def log_mark(self):
+        """Where the gateway's log ends now, for gateway_log(since=...): a time under
+        systemd (the journal outlives a reboot only if its machine-id does), an offset
+        into emperor.log under sysvinit."""
+        if self.init == "systemd":
+            return time.time()
+        return int(self.run("stat -c %s /var/log/nova-uwsgi-gateway/emperor.log",
+                            quiet=True).stdout)
+
+    def gateway_log(self, since=None):
+        """The gateway's log, or what it logged after ``since`` (a log_mark())."""
+        command = self.gateway_log_command
+        if since is not None:
+            command += (f" --since @{since:.6f}" if self.init == "systemd"
+                        else f" | tail -c +{since + 1}")
+        return self.run(command, quiet=True).stdout
+
+    def wait_for_workers(self, count, what, since=None, timeout=60):
+        """Wait until ``count`` workers have logged their app ready ("ready in ...
+        (default app)") since ``since`` (a log_mark()), or ever."""
+        deadline = time.monotonic() + timeout
+        while len(re.findall(r"ready in .* \(default app\)", self.gateway_log(since))) < count:
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for {what}\n" + self.logs())
+            time.sleep(0.5)
+
+    def emperor_events(self, since):
+        """[(time, message)] of the emperor's own lines ("[emperor] ...") logged from
+        ``since`` (a time.time()) on, and the resolution of those times in seconds:
+        the journal's under systemd, log-date's whole seconds in emperor.log."""
+        if self.init == "systemd":
+            lines = self.run(f"journalctl --no-pager -o short-unix -u nova-uwsgi-gateway "
+                             f"--since @{since - 1:.6f} | grep -a ' \\[emperor\\] '",
+                             check=False, quiet=True).stdout.splitlines()
+            events = [(float(line.split()[0]), line.split("[emperor] ", 1)[1])
+                      for line in lines]
+            resolution = 1e-6
+        else:
+            # log-date: "Sat Dec  5 14:54:12 2026 - [emperor] ..."; the testbed's date reads it.
+            lines = self.run("grep -a ' - \\[emperor\\] ' /var/log/nova-uwsgi-gateway/emperor.log"
+                             " | while IFS= read -r line; do "
+                             "echo \"$(date -d \"${line%% - *}\" +%s) ${line#* - \\[emperor\\] }\"; "
+                             "done", check=False, quiet=True).stdout.splitlines()
+            events = [(float(line.split(" ", 1)[0]), line.split(" ", 1)[1]) for line in lines]
+            resolution = 1
+        return [(t, message) for t, message in events if t >= since - resolution], resolution
 
     def emperor_pid(self):
         """The emperor's PID: the unit's MainPID under systemd, the init script's pidfile."""

@@ -17,16 +17,14 @@ def gateway(testbed):
 
 
 def serving(testbed, since):
-    """:8774 answers and both vassals' 3 workers have loaded since the log was ``since`` long."""
-    testbed.wait_until(f"curl -sfk -o /dev/null https://127.0.0.1:8774/ && test $("
-                       f"{testbed.gateway_log_command} | tail -c +{since + 1} | "
-                       "grep -c 'ready in .* (default app)') -ge 3",
-                       "8774 and both vassals serving", 120)
+    """:8774 answers and both vassals' 3 workers have loaded since ``since`` (a log mark)."""
+    testbed.wait_until("curl -sfk -o /dev/null https://127.0.0.1:8774/", "8774 serving", 120)
+    testbed.wait_for_workers(3, "both vassals' workers", since, 120)
 
 
 @pytest.mark.parametrize("seconds_after_reload", [1, 2, 3])
 def test_stop_soon_after_a_reload_leaves_no_uwsgi_process(testbed, seconds_after_reload):
-    since = len(testbed.gateway_log().encode())
+    since = testbed.log_mark()
     testbed.run("service nova-uwsgi-gateway start")
     serving(testbed, since)
 

@@ -32,8 +32,7 @@ def test_upgrade_from_0_1_0_restarts_the_emperor_once_and_moves_the_sockets_into
                        "0.1.0 to serve 8774")
     # Every worker loaded (2 nova, 1 ooi): stopping one that is still loading waits
     # out worker-reload-mercy (README), which is not what this test measures.
-    testbed.wait_until(f"test $({testbed.gateway_log_command} | "
-                       "grep -c 'ready in .* (default app)') -ge 3", "nova and ooi in every worker")
+    testbed.wait_for_workers(3, "nova and ooi in every worker")
     old_master = testbed.emperor_pid()
 
     with Load(testbed) as load:
