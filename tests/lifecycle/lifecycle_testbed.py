@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import pathlib
-import re
 import struct
 import subprocess
 import tempfile
@@ -287,20 +286,19 @@ class Testbed:
 
     def gateway_log(self, since=None):
         """The gateway's log, or what it logged after ``since`` (a log_mark())."""
-        command = self.gateway_log_command
-        if since is not None:
-            command += (f" --since @{since:.6f}" if self.init == "systemd"
-                        else f" | tail -c +{since + 1}")
-        return self.run(command, quiet=True).stdout
+        return self.run(self._log_command(since), quiet=True).stdout
+
+    def _log_command(self, since):
+        if since is None:
+            return self.gateway_log_command
+        return self.gateway_log_command + (f" --since @{since:.6f}" if self.init == "systemd"
+                                           else f" | tail -c +{since + 1}")
 
     def wait_for_workers(self, count, what, since=None, timeout=60):
         """Wait until ``count`` workers have logged their app ready ("ready in ...
         (default app)") since ``since`` (a log_mark()), or ever."""
-        deadline = time.monotonic() + timeout
-        while len(re.findall(r"ready in .* \(default app\)", self.gateway_log(since))) < count:
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {what}\n" + self.logs())
-            time.sleep(0.5)
+        self.wait_until(f"test $({self._log_command(since)} | "
+                        f"grep -c 'ready in .* (default app)') -ge {count}", what, timeout)
 
     def emperor_events(self, since):
         """[(time, message)] of the emperor's own lines ("[emperor] ...") logged from
