@@ -12,7 +12,7 @@ RELEASE := $(shell . /etc/os-release && echo "$$VERSION_CODENAME")
 RELEASE_ID := $(shell . /etc/os-release && echo "$$VERSION_ID")
 
 APT := apt-get -y -q -o DPkg::Lock::Timeout=600
-TEST_DEPS := autopkgtest curl lintian mmdebstrap nginx nova-common openssl piuparts \
+TEST_DEPS := autopkgtest curl iproute2 lintian mmdebstrap nginx nova-common openssl piuparts \
 	python3-nova python3-openstackclient python3-pastedeploy python3-pytest \
 	ssl-cert systemd-container uidmap uwsgi-core uwsgi-plugin-python3
 
