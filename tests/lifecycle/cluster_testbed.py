@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from lifecycle_testbed import CA, KINDS, WORK, Testbed, unpacked
+from lifecycle_testbed import CA, Testbed, shared_tree
+from testbeds import host_release
 
 SUBNET = "10.77.0"
 MAX_NODES = 4
@@ -120,19 +121,19 @@ def boot_node(node, database):
 
 @contextlib.contextmanager
 def booted_cluster(name, repo, nodes=3, release=None):
-    """A Cluster booted on a Bridge (hosts in WORK/<name>-<host>, overlays on one tree of
-    each kind; apt repository ``repo`` at /srv/dist on each), powered off and removed
-    afterwards, even if it failed to boot."""
+    """A Cluster booted on a Bridge (hosts in WORK/<name>-<host>; apt repository ``repo``
+    at /srv/dist on each), powered off and removed afterwards, even if it failed to boot."""
     assert 1 <= nodes <= MAX_NODES, nodes
     with Bridge(name) as bridge, contextlib.ExitStack() as stack:
         started = time.monotonic()
-        trees = {kind: stack.enter_context(unpacked(WORK / f"{name}-{kind}-tree", release, kind))
-                 for kind in KINDS}
+        release = release or host_release()
+        for kind in ("lifecycle", "frontend"):
+            shared_tree(release, kind)
         unpacking = time.monotonic() - started
 
         def host(host, kind="lifecycle"):
             return Testbed(f"{name}-{host}", repo, release=release, kind=kind, network=bridge,
-                           host=host, tree=trees[kind])
+                           host=host)
         cluster = Cluster(bridge, host("db"), host("fe", "frontend"),
                           [host(f"node{n}") for n in range(1, nodes + 1)])
         pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(len(cluster.hosts)))

@@ -18,6 +18,7 @@ packages from dist/ (or another apt repository) at /srv/dist. A testbed of kind
 "frontend" holds nginx and no nova. Plugged into a cluster_testbed.Bridge
 instead of a network of its own, testbeds make a cluster.
 """
+import atexit
 import contextlib
 import json
 import os
@@ -25,6 +26,7 @@ import pathlib
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -169,11 +171,10 @@ class Testbed:
     __test__ = False  # a helper, not tests (modules import it by name)
 
     def __init__(self, name, repo, init=FULL_LIFECYCLE[1], release=None, kind="lifecycle",
-                 network=None, host=None, tree=None):
+                 network=None, host=None):
         """A testbed in WORK/name. ``network``: a cluster_testbed.Bridge it is plugged
         into as ``host`` (its host and machine name there, with an address); without,
-        a network of its own where it is host "testbed". ``tree``: its kind's tree
-        unpacked (unpacked()), shared with other testbeds under an overlay of its own."""
+        a network of its own where it is host "testbed"."""
         assert init in INITS, init
         assert kind in KINDS, kind
         assert network is None or (init == "systemd" and host), "a bridge takes nspawn hosts"
@@ -186,26 +187,22 @@ class Testbed:
         self.init = init
         self.release = release or host_release()
         self.kind = kind
-        self.tree = tree
         self.overlay = WORK / f"{name}.overlay"
         self.pid = self.anchor = None
         self.cgroups = []
 
     def unpack(self):
-        """Its own tree in root: the tarball unpacked, or an overlay on the shared tree
-        (where several testbeds start at once: their tarballs unpacked at once take
-        40 s on 2 cores, the overlays no time)."""
+        """Its own tree in root: an overlay (changes on disk) on its kind's tree, unpacked
+        once in memory for every testbed of the run (shared_tree): no time, where
+        unpacking a tarball each takes 2 to 25 s, and as long to remove."""
         self.remove_tree()
         self.root.mkdir(parents=True)
-        if self.tree is None:
-            subprocess.run(["tar", "-xf", str(tarball(self.release, self.kind)),
-                            "-C", str(self.root)], check=True)
-            return
         (self.overlay / "upper").mkdir(parents=True)
         (self.overlay / "work").mkdir()
         subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                        f"lowerdir={self.tree},upperdir={self.overlay}/upper,"
-                        f"workdir={self.overlay}/work", str(self.root)], check=True)
+                        f"lowerdir={shared_tree(self.release, self.kind)},"
+                        f"upperdir={self.overlay}/upper,workdir={self.overlay}/work",
+                        str(self.root)], check=True)
 
     def remove_tree(self):
         if os.path.ismount(self.root):
@@ -453,19 +450,25 @@ class Testbed:
                         check=False).stdout
 
 
-@contextlib.contextmanager
-def unpacked(path, release=None, kind="lifecycle"):
-    """The tree of a testbed of ``kind`` and ``release`` unpacked at ``path`` for testbeds
-    to share (Testbed's tree), gone afterwards. In memory (a tmpfs mounted there): 1 s,
-    where this host's disk takes 2 to 25 s to write it and as long to remove it."""
+SHARED_TREES = {}
+SHARED_TREES_LOCK = threading.Lock()  # testbeds of a cluster start in threads
+
+
+def shared_tree(release, kind):
+    """The tree of ``kind`` and ``release`` unpacked once for this test run in a tmpfs
+    (about 1 s; 0.8-1.3 GB of memory), unmounted when the run ends."""
+    with SHARED_TREES_LOCK:
+        return SHARED_TREES.get((release, kind)) or unpack_shared_tree(release, kind)
+
+
+def unpack_shared_tree(release, kind):
+    path = WORK / f"tree-{kind}-{release}"
     path.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(path)], check=True)
-    try:
-        subprocess.run(["tar", "-xf", str(tarball(release, kind)), "-C", str(path)], check=True)
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
-        path.rmdir()
+    atexit.register(lambda: subprocess.run(["umount", "-l", str(path)]))
+    subprocess.run(["tar", "-xf", str(tarball(release, kind)), "-C", str(path)], check=True)
+    SHARED_TREES[release, kind] = path
+    return path
 
 
 @contextlib.contextmanager

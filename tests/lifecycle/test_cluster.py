@@ -243,13 +243,14 @@ def test_a_powered_off_node_fails_at_most_its_requests_in_flight(cluster):
         window = time.time() - off_at
     assert len(running.failed) <= 2, running.failed
     assert not [f for f in running.failed if f[0] > off_at + 2], running.failed
-    # The front end rests it: one try per fail_timeout, each logged as the error and
-    # the "temporarily disabled" warning.
-    tries = int(window // FAIL_TIMEOUT) + 1
-    logged = int(cluster.fe.run(f"grep -c '{node.address}:18774' /var/log/nginx/error.log",
-                                check=False).stdout.strip() or 0)
-    print(f"front end log lines naming the powered-off node in {window:.0f} s: {logged}")
-    assert logged <= 2 * tries, f"{logged} lines: the front end kept sending to a dead node"
+    # The front end rests it (fail_timeout) instead of trying it for its share of the
+    # requests: a few tries per rest (those racing its 300 ms connect timeout), logged.
+    share = len([t for t in running.ok if t > off_at]) / 4
+    tried = cluster.fe.run(f"grep '\\[error\\].*{node.address}:18774' /var/log/nginx/error.log",
+                           check=False).stdout.splitlines()
+    print(f"the front end tried the powered-off node {len(tried)} times in {window:.0f} s "
+          f"(its share of the requests: {share:.0f})")
+    assert len(tried) < share / 10, "the front end kept sending to a dead node"
 
 
 def test_with_no_node_up_the_front_end_answers_502_at_once_naming_the_cause(cluster):
