@@ -29,8 +29,10 @@ TOOLS = ["eatmydata"]
 # As on any host where nginx ever ran: its temp dirs under /var/lib/nginx exist
 # (our postinst's `nginx -t` makes them; nginx-common's purge removes them).
 HOOKS = ['--customize-hook=chroot "$1" nginx -t -q']
-PACKAGES = ["nova-uwsgi-gateway", "ooi-uwsgi-gateway", "python3-ooi"]
-UPGRADED = PACKAGES[:2]
+PACKAGES = ["nova-uwsgi-gateway", "ooi-uwsgi-gateway", "python3-ooi",
+            "nova-uwsgi-gateway-node", "nova-uwsgi-gateway-frontend"]
+# The node's upgrade: test_cluster.py, node by node under load.
+UPGRADED = ["nova-uwsgi-gateway", "ooi-uwsgi-gateway", "nova-uwsgi-gateway-frontend"]
 
 
 def debs():
