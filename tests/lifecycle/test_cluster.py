@@ -16,7 +16,6 @@ from lifecycle_testbed import CA, TOP, Load, upgrade_repository, vassal
 FLAVORS = "/v2.1/flavors"
 FAIL_TIMEOUT = 5  # seconds a failed node rests (the test's nodes.conf)
 LINK = "/etc/nova-uwsgi-gateway-frontend/link"
-UPGRADE = {}
 
 # From a host on the bridge: a TLS client of a node's link, with a client certificate
 # (argv[3], argv[4]) or none; sends argv[2] as a uwsgi packet, prints what came back.
@@ -75,7 +74,7 @@ def served(node, since):
 def client(cluster, path=FLAVORS, extra=""):
     """(status, body, seconds) of one request to the front end, from fe."""
     proc = cluster.fe.run(
-        f"curl -sS --max-time 5 --cacert {CA} -H 'X-Auth-Token: admin:admin' -o /var/tmp/body "
+        f"curl -sS --max-time 5 --cacert {CA} -H '{ADMIN}' -o /var/tmp/body "
         f"-w '%{{http_code}} %{{time_total}}' {extra} https://{cluster.fe.address}:8774{path}",
         check=False)
     status, seconds = (proc.stdout.split() + ["", "0"])[:2]
@@ -198,12 +197,13 @@ def test_a_cut_link_fails_a_bounded_number_of_requests_and_the_node_comes_back(c
 
 @pytest.fixture(scope="module")
 def upgrade(cluster):
-    repo, UPGRADE["version"] = upgrade_repository()
+    """A newer build of this tree's packages in each node's /var/tmp/upgrade; its version."""
+    repo, version = upgrade_repository()
     for node in cluster.nodes:
-        for deb in repo.glob("nova-uwsgi-gateway*_" + UPGRADE["version"].split(":")[-1] + "_all.deb"):
-            node.path(f"/var/tmp/upgrade/{deb.name}").parent.mkdir(exist_ok=True)
+        node.path("/var/tmp/upgrade").mkdir(exist_ok=True)
+        for deb in repo.glob(f"nova-uwsgi-gateway*_{version}_all.deb"):
             node.path(f"/var/tmp/upgrade/{deb.name}").write_bytes(deb.read_bytes())
-    return UPGRADE["version"]
+    return version
 
 
 def test_draining_each_node_in_turn_to_upgrade_it_fails_no_request(cluster, upgrade):
