@@ -27,7 +27,15 @@ if len(sys.argv) > 4:
     context.load_cert_chain(sys.argv[3], sys.argv[4])
 with socket.create_connection((sys.argv[1], 18774), timeout=5) as raw:
     try:
-        with context.wrap_socket(raw) as conn:
+        with context.wrap_socket(raw, server_hostname="nova-api-node") as conn:
+            # TLS 1.3 judges the client's certificate after the client's handshake is
+            # done: wait for that verdict, or the packet may meet a reset that hides it.
+            conn.settimeout(1)
+            try:
+                print("refused:", conn.recv(200) or "closed")
+                sys.exit()
+            except TimeoutError:
+                conn.settimeout(5)
             conn.sendall(bytes.fromhex(sys.argv[2]))
             print("answer:", conn.recv(200))
     except (OSError, ssl.SSLError) as err:
