@@ -44,10 +44,11 @@ PACKAGES = """
     python3-routes python3-six python3-pbr python3-webob python3-oslo.config
     python3-oslo.log mariadb-server python3-pymysql nftables
 """.split()
-# A cluster's front end (cluster_testbed.py): a systemd host with its bus, what the
+# A cluster's front end (cluster_testbed.py): a systemd host with its bus and /sbin/init
+# (invoke-rc.d acts only where it finds one, as on a real host), what the
 # front end's package needs (nginx, no nova) and what the tests use in it.
 FRONTEND_PACKAGES = """
-    systemd dbus nginx ssl-cert openssl curl iproute2 python3 ca-certificates procps
+    systemd systemd-sysv dbus nginx ssl-cert openssl curl iproute2 python3 ca-certificates procps
 """.split()
 # The trees a Testbed boots, by kind: their packages and the script that bakes
 # the rest in (run in a network namespace of its own).
