@@ -1,7 +1,8 @@
 """Several API nodes behind one front end, each a host of its own on a private bridge.
 
 db runs MariaDB for every node's nova; node1..node3 have nova-uwsgi-gateway-node,
-node4 waits to be added; fe has nova-uwsgi-gateway-frontend and no nova. Clients
+node4 waits to be added; fe has nova-uwsgi-gateway-frontend and no nova (then ooi's
+front end, with ooi on three of the four nodes). Clients
 call the front end over TLS from fe's own network. The tests run in file order
 and each leaves the nodes it does not take down serving.
 """
@@ -209,7 +210,7 @@ def upgrade(cluster):
     repo, version = upgrade_repository()
     for node in cluster.nodes:
         node.path("/var/tmp/upgrade").mkdir(exist_ok=True)
-        for deb in repo.glob(f"nova-uwsgi-gateway*_{version}_all.deb"):
+        for deb in repo.glob(f"*-uwsgi-gateway*_{version}_all.deb"):
             node.path(f"/var/tmp/upgrade/{deb.name}").write_bytes(deb.read_bytes())
     return version
 
@@ -239,6 +240,48 @@ def test_a_fourth_node_added_by_one_line_and_a_reload_gets_requests(cluster):
         time.sleep(8)
     assert not running.failed, running.failed[:10]
     assert served(fourth, since) > 0, "the added node got no request"
+
+
+# noauth2 leaves X-Project-Id to the client (ooi's api-paste.ini); nova takes a project id
+# in a URL, as ooi puts it, only if it looks like keystone's ([api] project_id_regex).
+PROJECT = "c0ffee"
+OCCI_USER = f"X-Auth-Token: admin:{PROJECT}"
+
+
+def occi_compute(cluster, count):
+    """The statuses of ``count`` GET /occi1.1/compute/ through the front end's 8787."""
+    proc = cluster.fe.run(
+        f"for i in $(seq {count}); do curl -sS --max-time 10 --cacert {CA} -H '{OCCI_USER}' "
+        f"-H 'X-Project-Id: {PROJECT}' -o /dev/null -w '%{{http_code}}\\n' "
+        f"https://{cluster.fe.address}:8787/occi1.1/compute/; done", check=False, timeout=600)
+    return proc.stdout.split()
+
+
+def test_ooi_on_8787_is_balanced_over_the_nodes_that_have_it_and_nova_over_all(cluster, upgrade):
+    # One node without ooi: a request sent there is refused and sent on once (two would
+    # take both of nginx's tries).
+    with_ooi, without = cluster.nodes[:3], cluster.nodes[3:]
+    cluster.fe.apt("install ooi-uwsgi-gateway-frontend")
+    for node in with_ooi:
+        since = node.log_mark()
+        # ooi of the version the nodes run since the rolling upgrade.
+        node.apt("install /var/tmp/upgrade/nova-uwsgi-gateway_*.deb "
+                 "/var/tmp/upgrade/nova-uwsgi-gateway-node_*.deb "
+                 "/var/tmp/upgrade/ooi-uwsgi-gateway_*.deb")
+        node.wait_for_workers(1, "ooi's worker", since, timeout=120)
+    marks = {node.machine: node.log_mark() for node in cluster.nodes}
+    with load(cluster) as running:
+        statuses = occi_compute(cluster, 20)
+    # An empty OCCI collection (no server): every request answered, by a node with ooi.
+    assert statuses == ["204"] * 20, statuses
+    ooi_counts = [len(re.findall(r'"GET /occi1\.1/compute/" status: 204',
+                                 node.gateway_log(marks[node.machine]))) for node in with_ooi]
+    print(f"ooi per node with it: {ooi_counts}")
+    assert all(ooi_counts) and sum(ooi_counts) >= 20, ooi_counts
+    # The nodes without ooi, rested for ooi only, go on serving nova's API.
+    assert not running.failed, running.failed[:10]
+    for node in without:
+        assert served(node, marks[node.machine]) > 0, f"{node.machine} got no nova request"
 
 
 def test_a_powered_off_node_fails_at_most_its_requests_in_flight(cluster):
