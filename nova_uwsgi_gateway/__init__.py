@@ -1,8 +1,9 @@
 """Load a nova paste application by name.
 
-``osapi_compute`` goes through nova's own WSGI initialisation (config,
-logging, its service record): nova's ``nova.wsgi.<name>`` module where nova
-has one (nova 30 and later; from 2026.1 it also chooses eventlet or
+nova's own applications, ``osapi_compute`` and ``metadata``, go through
+nova's own WSGI initialisation (config, logging, its service record, which
+nova's API hides for these two): nova's ``nova.wsgi.<name>`` module where
+nova has one (nova 30 and later; from 2026.1 it also chooses eventlet or
 threads), else ``init_application``. Any other name (an add-on such as ooi)
 is loaded from the first config file with nova's config and logging set up,
 but no ``nova-<name>`` service record: nova's API would show it as a
@@ -12,7 +13,7 @@ import importlib
 import logging
 import os
 
-NOVA_APP = "osapi_compute"
+NOVA_APPS = ("osapi_compute", "metadata")
 # nova 26 makes its RPC clients the way oslo.messaging warns about, each time:
 # about 650 identical lines per worker start. Once per worker says it.
 LOGGED_ONCE = [("oslo_messaging.rpc.client", "Using RPCClient manually")]
@@ -43,7 +44,7 @@ def load(name, environ=os.environ):
         except OSError as exc:
             raise LoadError(f"cannot read {path}: {exc.strerror}") from exc
     try:
-        if name == NOVA_APP:
+        if name in NOVA_APPS:
             return novas_own_application(name)
         from nova.api.openstack import wsgi_app
         wsgi_app.init_global_data(files, name)

@@ -189,9 +189,9 @@ def test_add_ons_read_the_same_files_nova_reads_for_osapi_compute(
             == novas_own_config_files[case])
 
 
-def nova_with_wsgi_modules(root, osapi_compute):
+def nova_with_wsgi_modules(root, source, name="osapi_compute"):
     """Debian's nova with the ``nova.wsgi`` package of nova 30 and later laid
-    over it (bookworm's nova 26 has none), its osapi_compute module's source given."""
+    over it (bookworm's nova 26 has none), its module ``name``'s source given."""
     overlay = root / "nova-30" / "nova"
     (overlay / "wsgi").mkdir(parents=True)
     real = pathlib.Path("/usr/lib/python3/dist-packages/nova")
@@ -199,21 +199,22 @@ def nova_with_wsgi_modules(root, osapi_compute):
         f"__path__.append({str(real)!r})\n"
         f"exec(compile(open({str(real / '__init__.py')!r}).read(), __file__, 'exec'))\n")
     (overlay / "wsgi" / "__init__.py").write_text("")
-    (overlay / "wsgi" / "osapi_compute.py").write_text(osapi_compute)
+    (overlay / "wsgi" / f"{name}.py").write_text(source)
     return overlay.parent
 
 
-def test_osapi_compute_entry_serves_novas_own_wsgi_module_where_nova_has_one(gateway):
+@pytest.mark.parametrize("name", ["osapi_compute", "metadata"])
+def test_novas_own_apps_are_served_by_novas_own_wsgi_module_where_nova_has_one(gateway, name):
     nova_30 = nova_with_wsgi_modules(gateway.root, (
         "import json\n"
         "def application(environ, start_response):\n"
         "    start_response('200 OK', [('Content-Type', 'application/json')])\n"
-        "    return [json.dumps({'app': __name__}).encode()]\n"))
+        "    return [json.dumps({'app': __name__}).encode()]\n"), name)
 
-    out = gateway.run("osapi_compute", pythonpath_first=[nova_30])
+    out = gateway.run(name, pythonpath_first=[nova_30])
 
     assert out.returncode == 0, out.describe()
-    assert out.body == {"app": "nova.wsgi.osapi_compute"}
+    assert out.body == {"app": f"nova.wsgi.{name}"}
 
 
 def test_a_failing_nova_wsgi_module_exits_22_with_its_error(gateway):
