@@ -24,7 +24,7 @@ def no_default_site_on_port_80():
 def stop_services_at_the_end():
     """Leave no daemon behind on the testbed, whatever happened; keep the logs."""
     yield
-    for service in ("nginx", "nova-api", "nova-uwsgi-gateway"):
+    for service in ("nginx", "nova-api", "nova-api-metadata", "nova-uwsgi-gateway"):
         if os.path.exists(f"/etc/init.d/{service}"):
             run(f"/etc/init.d/{service}", "stop", check=False)
     run("pkill", "-KILL", "-x", "uwsgi-core", check=False)

@@ -97,6 +97,10 @@ def answer(path, token=None):
         return 200, {"extensions": []}
     if path == "/v2.0/floatingips":
         return 200, {"floatingips": []}
+    if path == "/v2.0/ports":                      # an instance's ports (metadata)
+        return 200, {"ports": []}
+    if path == "/v2.0/security-groups":
+        return 200, {"security_groups": []}
     return 404, {"error": f"stand-in does not know {path}"}
 
 

@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 
 from testbed import (CA, TLS_CONF, AdminEdit, apt, emperor_processes, processes, run,
-                     start_gateway, throwaway_nova, use_certificate, vassal_masters,
+                     start_gateway, nova_configured, use_certificate, vassal_masters,
                      wait_until)
 
 PKG = "nova-uwsgi-gateway"
@@ -60,10 +60,8 @@ def nova_api_enabled():
 
 @pytest.fixture(scope="module", autouse=True)
 def noauth2_nova():
-    saved = throwaway_nova("[api]\nauth_strategy = noauth2\n")
-    yield
-    with open("/etc/nova/nova.conf", "w") as conf:
-        conf.write(saved)
+    with nova_configured("[api]\nauth_strategy = noauth2\n"):
+        yield
 
 
 def test_install_creates_enable_links_and_takes_8774_from_nova_api():

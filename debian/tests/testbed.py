@@ -1,4 +1,5 @@
-"""What both autopkgtests do on the testbed: commands, apt, TLS, a throwaway nova."""
+"""What every autopkgtest does on the testbed: commands, apt, TLS, a throwaway nova."""
+import contextlib
 import os
 import subprocess
 import time
@@ -144,6 +145,17 @@ def start_gateway():
     run("/usr/share/nova-uwsgi-gateway/check-config")
     run("/etc/init.d/nova-uwsgi-gateway", "restart")
     run("/etc/init.d/nginx", "restart")
+
+
+@contextlib.contextmanager
+def nova_configured(extra):
+    """throwaway_nova(extra) for the duration; the old nova.conf back afterwards."""
+    saved = throwaway_nova(extra)
+    try:
+        yield
+    finally:
+        with open("/etc/nova/nova.conf", "w") as conf:
+            conf.write(saved)
 
 
 def throwaway_nova(extra):

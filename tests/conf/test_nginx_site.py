@@ -11,6 +11,7 @@ from conf_harness import (
 
 NGINX_DIR = CONF_SRC / "nginx"
 OOI_SITE = CONF_SRC.parent / "ooi-uwsgi-gateway" / "nginx" / "ooi-api.conf"
+METADATA_SITE = CONF_SRC.parent / "nova-uwsgi-gateway-metadata" / "nginx" / "nova-metadata.conf"
 
 
 def directives(path):
@@ -97,7 +98,7 @@ def test_site_passes_every_location_through_the_gateways_uwsgi_params():
 
 @pytest.mark.parametrize("site, sock", [
     (NGINX_DIR / "nova-api.conf", "osapi_compute"),
-    (OOI_SITE, "ooi_api")], ids=["nova-api", "ooi-api"])
+    (OOI_SITE, "ooi_api"), (METADATA_SITE, "metadata")], ids=["nova-api", "ooi-api", "metadata"])
 def test_site_can_resend_a_dropped_request_to_its_socket_and_only_that(site, sock):
     # Its socket twice, never marked failed: a second try goes to the same vassal.
     # (The last "server" is the server { } block.)

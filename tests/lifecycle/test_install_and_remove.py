@@ -1,4 +1,5 @@
 """Installed next to a running nginx and Debian's nova-api; removed and purged again.
+Then the metadata add-on, next to Debian's nova-api-metadata.
 
 The testbed boots (nginx and nova-api start, as on any host that runs them),
 and dpkg's maintainer scripts act for real: nobody restarts anything by hand.
@@ -36,14 +37,14 @@ def file_list(testbed):
     return {path for path in out.splitlines() if not path.startswith(NOT_OURS)}
 
 
-def https_get(testbed, path="/"):
+def https_get(testbed, path="/", port=8774):
     """GET over TLS, verified against the snakeoil certificate the site ships with."""
     name = testbed.run("openssl x509 -noout -subject -nameopt multiline "
                        "-in /etc/ssl/certs/ssl-cert-snakeoil.pem | sed -n 's/ *commonName *= //p'"
                        ).stdout.strip()
     return testbed.run(f"curl -sS --max-time 30 --cacert /etc/ssl/certs/ssl-cert-snakeoil.pem "
-                       f"--resolve {name}:8774:127.0.0.1 -w '\\n%{{http_code}}' "
-                       f"https://{name}:8774{path}", check=False)
+                       f"--resolve {name}:{port}:127.0.0.1 -w '\\n%{{http_code}}' "
+                       f"https://{name}:{port}{path}", check=False)
 
 
 def nginx_master(testbed):
@@ -90,6 +91,50 @@ def test_purge_leaves_no_file_the_package_created(testbed):
     after = file_list(testbed)
     assert sorted(after - BEFORE_INSTALL) == [], "left behind after purge"
     assert sorted(BEFORE_INSTALL - after) == [], "gone after purge"
+
+
+METADATA = "nova-uwsgi-gateway-metadata"
+
+
+def nova_api_metadata(testbed):
+    """nova_api's checks for Debian's metadata API (uWSGI on :8775)."""
+    answer = testbed.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8775/",
+                         check=False).stdout
+    return {
+        "sysv-enabled": testbed.run("ls /etc/rc2.d/S*nova-api-metadata",
+                                    check=False).returncode == 0,
+        "systemd-enabled": testbed.path(SYSTEMD_WANTS.replace("nova-api", "nova-api-metadata")
+                                        ).is_symlink(),
+        "running": testbed.run("pgrep -f '[-]-ini /etc/nova/nova-api-metadata-uwsgi.ini'",
+                               check=False).returncode == 0,
+        "plain-http-8775": answer,
+    }
+
+
+def test_the_metadata_add_on_takes_8775_from_nova_api_metadata_and_serves_it_over_tls(testbed):
+    assert nova_api_metadata(testbed) == {"sysv-enabled": True, "systemd-enabled": True,
+                                          "running": True, "plain-http-8775": "200"}
+
+    out = testbed.apt(f"install {METADATA}").stdout
+
+    assert f"{METADATA}: stopping and disabling nova-api-metadata" in out
+    assert nova_api_metadata(testbed) == {"sysv-enabled": False, "systemd-enabled": False,
+                                          "running": False, "plain-http-8775": "400"}
+    testbed.wait_until("test -S /run/nova-uwsgi-gateway/metadata.sock", "the socket")
+    served = https_get(testbed, port=8775)
+    assert served.stdout.endswith("\n200"), served.stdout + served.stderr + testbed.logs()
+    assert "latest" in served.stdout.split()
+
+
+def test_removing_the_metadata_add_on_gives_8775_back_and_8774_keeps_serving(testbed):
+    out = testbed.apt(f"remove {METADATA}").stdout
+
+    assert f"{METADATA}: enabling and starting nova-api-metadata again" in out
+    assert nova_api_metadata(testbed) == {"sysv-enabled": True, "systemd-enabled": True,
+                                          "running": True, "plain-http-8775": "200"}
+    assert https_get(testbed).stdout.endswith("\n200")
+    testbed.apt(f"purge {METADATA} {PKG}")
+    assert sorted(file_list(testbed) ^ BEFORE_INSTALL) == [], "not as before the installation"
 
 
 def test_an_admin_who_disabled_nova_api_keeps_it_disabled_after_remove(testbed):

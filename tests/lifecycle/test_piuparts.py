@@ -30,7 +30,8 @@ TOOLS = ["eatmydata"]
 # (our postinst's `nginx -t` makes them; nginx-common's purge removes them).
 HOOKS = ['--customize-hook=chroot "$1" nginx -t -q']
 PACKAGES = ["nova-uwsgi-gateway", "ooi-uwsgi-gateway", "python3-ooi",
-            "nova-uwsgi-gateway-node", "nova-uwsgi-gateway-frontend", "ooi-uwsgi-gateway-frontend"]
+            "nova-uwsgi-gateway-node", "nova-uwsgi-gateway-frontend", "ooi-uwsgi-gateway-frontend",
+            "nova-uwsgi-gateway-metadata"]
 # The node's upgrade: test_cluster.py, node by node under load.
 UPGRADED = ["nova-uwsgi-gateway", "ooi-uwsgi-gateway", "nova-uwsgi-gateway-frontend"]
 

@@ -8,7 +8,8 @@ from package_harness import TOP
 
 @pytest.mark.parametrize("name", ["nova-uwsgi-gateway", "nova-uwsgi-gateway-node",
                                   "nova-uwsgi-gateway-frontend", "ooi-uwsgi-gateway",
-                                  "ooi-uwsgi-gateway-frontend", "python3-ooi"])
+                                  "ooi-uwsgi-gateway-frontend", "nova-uwsgi-gateway-metadata",
+                                  "python3-ooi"])
 def test_lintian_reports_no_error_and_no_warning(debs, name):
     proc = subprocess.run(["lintian", "--pedantic", "-I", "-E", str(debs[name])],
                           capture_output=True, text=True)
