@@ -56,7 +56,7 @@ with context.target_cell(admin, cell) as cell_context:
     objects.Instance(
         context=cell_context, uuid=instance_uuid, project_id=sys.argv[1],
         user_id="metadata-test", hostname="metadata-test", display_name="metadata-test",
-        host="metadata-test", node="metadata-test", vm_state="active", power_state=1,
+        host="metadata-test", vm_state="active", power_state=1,
         flavor=flavor, old_flavor=None, new_flavor=None, instance_type_id=flavor.id,
         memory_mb=64, vcpus=1, root_gb=1, ephemeral_gb=0, metadata={}, system_metadata={},
         info_cache=objects.InstanceInfoCache(network_info=model.NetworkInfo()),
