@@ -605,10 +605,10 @@ def vassal(testbed, name="osapi_compute"):
     return masters[0], {pid for pid, ppid in mine.items() if ppid == masters[0]}
 
 
-def nova_api_running(testbed):
-    """Debian's nova-api (uWSGI on :8774) runs. Not its `status`: that also counts
-    nova-api-metadata's uwsgi. ([-] keeps pgrep from matching the shell running it.)"""
-    return testbed.run("pgrep -f '[-]-ini /etc/nova/nova-api-uwsgi.ini'",
+def nova_api_running(testbed, service="nova-api"):
+    """Debian's nova-api (uWSGI on :8774), or ``service``, runs. Not its `status`: nova-api's
+    also counts nova-api-metadata's uwsgi. ([-] keeps pgrep from matching the shell running it.)"""
+    return testbed.run(f"pgrep -f '[-]-ini /etc/nova/{service}-uwsgi.ini'",
                        check=False).returncode == 0
 
 

@@ -8,7 +8,7 @@ The tests run in file order.
 from lifecycle_testbed import nova_api_running
 
 PKG = "nova-uwsgi-gateway"
-SYSTEMD_WANTS = "/etc/systemd/system/multi-user.target.wants/nova-api.service"
+SYSTEMD_WANTS = "/etc/systemd/system/multi-user.target.wants/{}.service"
 # Bookkeeping of dpkg/apt and logs of other daemons: not files of ours.
 NOT_OURS = ("/var/lib/dpkg/", "/var/lib/apt/", "/var/cache/", "/var/log/apt/",
             "/var/log/dpkg.log", "/var/log/nginx/", "/var/log/nova/", "/var/lib/nova/",
@@ -19,15 +19,16 @@ NOT_OURS = ("/var/lib/dpkg/", "/var/lib/apt/", "/var/cache/", "/var/log/apt/",
 BEFORE_INSTALL = set()
 
 
-def nova_api(testbed):
-    """What an operator checks: enabled for sysvinit, for systemd, running, and :8774's answer."""
-    answer = testbed.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8774/",
+def nova_api(testbed, service="nova-api", port=8774):
+    """What an operator checks of Debian's nova-api (or ``service`` on ``port``): enabled
+    for sysvinit, for systemd, running, and the port's answer to plain HTTP."""
+    answer = testbed.run(f"curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{port}/",
                          check=False).stdout
     return {
-        "sysv-enabled": testbed.run("ls /etc/rc2.d/S*nova-api", check=False).returncode == 0,
-        "systemd-enabled": testbed.path(SYSTEMD_WANTS).is_symlink(),
-        "running": nova_api_running(testbed),
-        "plain-http-8774": answer,
+        "sysv-enabled": testbed.run(f"ls /etc/rc2.d/S*{service}", check=False).returncode == 0,
+        "systemd-enabled": testbed.path(SYSTEMD_WANTS.format(service)).is_symlink(),
+        "running": nova_api_running(testbed, service),
+        f"plain-http-{port}": answer,
     }
 
 
@@ -97,18 +98,7 @@ METADATA = "nova-uwsgi-gateway-metadata"
 
 
 def nova_api_metadata(testbed):
-    """nova_api's checks for Debian's metadata API (uWSGI on :8775)."""
-    answer = testbed.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8775/",
-                         check=False).stdout
-    return {
-        "sysv-enabled": testbed.run("ls /etc/rc2.d/S*nova-api-metadata",
-                                    check=False).returncode == 0,
-        "systemd-enabled": testbed.path(SYSTEMD_WANTS.replace("nova-api", "nova-api-metadata")
-                                        ).is_symlink(),
-        "running": testbed.run("pgrep -f '[-]-ini /etc/nova/nova-api-metadata-uwsgi.ini'",
-                               check=False).returncode == 0,
-        "plain-http-8775": answer,
-    }
+    return nova_api(testbed, "nova-api-metadata", 8775)
 
 
 def test_the_metadata_add_on_takes_8775_from_nova_api_metadata_and_serves_it_over_tls(testbed):
