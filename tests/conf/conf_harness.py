@@ -119,6 +119,9 @@ def write_nginx_conf(root, site):
     every path nginx writes in root."""
     temp = root / "nginx-temp"
     temp.mkdir(exist_ok=True)
+    # The site's own access log in root, its format as Debian's conf.d/ would include it.
+    site.write_text(site.read_text().replace("/var/log/nginx/", f"{root}/"))
+    log_format = pathlib.Path(site).parent / "log-format.conf"
     user = "user www-data;" if IS_ROOT and user_exists("www-data") else ""
     conf = root / "nginx.conf"
     conf.write_text(f"""\
@@ -139,6 +142,7 @@ http {{
     fastcgi_temp_path {temp}/fastcgi;
     uwsgi_temp_path {temp}/uwsgi;
     scgi_temp_path {temp}/scgi;
+    include {log_format};
     include {site};
 }}
 """)
@@ -246,8 +250,20 @@ def pool_ini(root):
         shutil.chown(pool, "root", "nogroup")
     pool.chmod(0o750)
     path = root / "emperor-pool.ini"
-    path.write_text(POOL_SRC.read_text().replace(INSTALLED_RUN, str(run)))
+    path.write_text(POOL_SRC.read_text().replace(f"{INSTALLED_RUN}-stats", str(stats_dir(root)))
+                    .replace(INSTALLED_RUN, str(run)))
     return path
+
+
+def stats_dir(root):
+    """root/stats, made like /run/nova-uwsgi-gateway-stats (0750, the vassals' user)."""
+    stats = root / "stats"
+    if not stats.exists():
+        stats.mkdir()
+        if IS_ROOT:
+            shutil.chown(stats, VASSAL_USER, "nogroup")
+        stats.chmod(0o750)
+    return stats
 
 
 class Vassal:
@@ -295,8 +311,9 @@ class Vassal:
             self.override("zerg")
             self.add("socket", self.socket)
             # socket_dir decides who may connect, as for the pool's sockets.
-            self.add("chmod-socket", "666")
+            self.override("chmod-socket", "666")
         self.override("master-fifo", run / f"{self.path.stem}.fifo")
+        self.override("stats", stats_dir(root) / f"{self.path.stem}.sock")
         if IS_ROOT:
             self.override("uid", VASSAL_USER)
             self.override("gid", "nogroup")
