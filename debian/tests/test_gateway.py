@@ -97,6 +97,16 @@ def test_versions_document_is_served_over_tls_with_links_to_https_host_and_port(
     assert all(href.startswith(f"{BASE}/") for href in hrefs), hrefs
 
 
+def test_the_status_command_says_ok_for_every_layer(gateway):
+    """What an operator's monitoring runs (the test's certificate is for 2 days)."""
+    proc = run("nova-uwsgi-gateway-status", "--expiry-warning", "1", check=False)
+    assert proc.returncode == 0, proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("NOVA-UWSGI-GATEWAY OK"), proc.stdout
+    assert {"config", "nginx", "certificate", "emperor", "vassal", "site"} <= \
+        {line.split()[1] for line in lines[1:]}, proc.stdout
+
+
 def test_openstack_cli_lists_servers_through_the_gateway(gateway):
     assert openstack("server", "list") == []
 
@@ -267,6 +277,7 @@ def test_purge_leaves_no_file_of_the_package():
     ours = [p for p in INSTALLED_FILES if "nova-uwsgi-gateway" in p or "nova_uwsgi_gateway" in p]
     made = ["/var/lib/nova-uwsgi-gateway", "/var/log/nova-uwsgi-gateway",
             "/run/nova-uwsgi-gateway", "/run/nova-uwsgi-gateway.pid",
+            "/run/nova-uwsgi-gateway-stats", "/var/log/nginx/nova-uwsgi-gateway-access.log",
             SITE_LINK, "/etc/nova-uwsgi-gateway"]
     left = [p for p in ours + made if os.path.lexists(p)]
     assert ours and not left, left

@@ -302,6 +302,16 @@ def test_a_powered_off_node_fails_at_most_its_requests_in_flight(cluster):
     print(f"the front end tried the powered-off node {len(tried)} times in {window:.0f} s "
           f"(its share of the requests: {share:.0f})")
     assert len(tried) < share / 10, "the front end kept sending to a dead node"
+    # The status command on the front end names the node; nova's site still answers.
+    # (ooi's may say 502: its request may draw this node and the one without ooi,
+    # and is sent on once only.)
+    said = cluster.fe.run("nova-uwsgi-gateway-status --expiry-warning 1", check=False)
+    assert f"WARNING node {node.address}:18774: does not take the link" in said.stdout, said.stdout
+    assert "OK site nova-uwsgi-gateway-frontend: https://127.0.0.1:8774/ answers 200" \
+        in said.stdout, said.stdout
+    critical = [line for line in said.stdout.splitlines()[1:] if line.startswith("CRITICAL")]
+    assert said.returncode == (2 if critical else 1), said.stdout
+    assert all(line.startswith("CRITICAL site ooi-uwsgi-gateway-frontend:") for line in critical)
 
 
 def test_with_no_node_up_the_front_end_answers_502_at_once_naming_the_cause(cluster):
@@ -312,6 +322,11 @@ def test_with_no_node_up_the_front_end_answers_502_at_once_naming_the_cause(clus
         status, body, seconds = client(cluster)
         assert status == "502" and seconds < 1, (status, seconds, body)
         assert "No API node answered" in body and NODES_CONF in body, body
+        said = cluster.fe.run("nova-uwsgi-gateway-status --timeout 1", check=False).stdout
+        assert said.startswith("NOVA-UWSGI-GATEWAY CRITICAL"), said
+        assert "CRITICAL node nodes.conf: no node takes the link" in said, said
+        assert "CRITICAL site nova-uwsgi-gateway-frontend: https://127.0.0.1:8774/: nginx " \
+            "answered 502: no API node answered" in said, said
     finally:
         for node in alive:
             cluster.bridge.run(f"ip link set {cluster.bridge.link(node.machine)} up")
