@@ -1,6 +1,8 @@
 """dist/ is an apt repository: its index lists every package built into it."""
 import subprocess
 
+import pytest
+
 from package_harness import DIST
 
 
@@ -11,12 +13,18 @@ def test_dist_index_lists_every_built_package(debs):
     assert listed == set(debs)
 
 
-def test_package_owns_nothing_under_other_packages_config_dirs(debs):
-    listing = subprocess.run(["dpkg-deb", "-c", str(debs["nova-uwsgi-gateway"])],
+@pytest.mark.parametrize("name", ["nova-uwsgi-gateway", "nova-uwsgi-gateway-frontend"])
+def test_package_owns_nothing_under_other_packages_config_dirs(debs, name):
+    """Our conffiles live under our own /etc dir. nginx's conf.d gets one static link
+    to ours (the access log format, needed at nginx's http level once for all our sites)."""
+    listing = subprocess.run(["dpkg-deb", "-c", str(debs[name])],
                              capture_output=True, text=True, check=True).stdout
-    paths = [line.split()[5] for line in listing.splitlines()]
+    entries = [line.split(None, 5)[5] for line in listing.splitlines()]
+    paths = [entry.split(" -> ")[0] for entry in entries]
     assert not [p for p in paths if p.startswith(("./etc/uwsgi-emperor", "./etc/nova/"))]
-    assert not [p for p in paths if p.startswith("./etc/nginx/")]
+    under_nginx = [e for e in entries if e.startswith("./etc/nginx/") and not e.endswith("/")]
+    assert under_nginx == [f"./etc/nginx/conf.d/nova-uwsgi-gateway-log-format.conf -> "
+                           f"../../{name}/nginx/log-format.conf"], under_nginx
 
 
 def test_every_package_says_which_release_it_was_built_for(debs):
